@@ -1,0 +1,46 @@
+# Everything a fresh machine needs is set up by these targets: `make test`, `make demo`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Pinned: laptops and CI take the CPU wheel of this exact version; GPU images the CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: all venv test lint typecheck unit integration demo bench clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	# torch first and alone: with the pin satisfied, nothing later pulls another build.
+	$(BIN)/python -m pip install $(TORCH_SPEC)
+	$(BIN)/python -m pip install -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check platform tests benchmarks
+	$(BIN)/ruff format --check platform tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy
+
+test: lint typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+unit: venv
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+integration: venv
+	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
+
+demo: venv
+	$(BIN)/trainyard demo
+
+bench: venv
+	$(BIN)/python benchmarks/trainer_throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info platform/*.egg-info
