@@ -1,0 +1,3 @@
+from trainyard.trainer.cli import main
+
+raise SystemExit(main())

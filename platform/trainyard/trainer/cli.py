@@ -1,0 +1,230 @@
+"""`python -m trainyard.trainer <stage> [options]`: the command every pipeline pod runs.
+
+On success the stage's result goes to `$XCOM_DIR/return.json` (and stdout);
+on bad input it prints one line naming the problem to stderr, exits 1 and
+writes nothing. Usage errors (unknown option or choice) exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainyard.errors import StageError
+from trainyard.trainer import config
+from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
+from trainyard.trainer.xcom import write_result
+
+# Stage modules are imported inside their handler: torch, MLflow and
+# scikit-learn take seconds to import and most stages need only some of them.
+
+
+def _tags(values: Sequence[str]) -> dict[str, str]:
+    tags = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise StageError(f"--tag {item!r} is not KEY=VALUE")
+        tags[key] = value
+    return tags
+
+
+def _hidden(value: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a comma-separated list of sizes"
+        ) from None
+
+
+def _publish(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.data import publish
+
+    return publish(a.root, a.date, a.sample_fraction, not a.no_shift)
+
+
+def _validate(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.validate import validate
+
+    return validate(a.data, a.min_rows, a.min_class_fraction)
+
+
+def _preprocess(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.preprocess import preprocess
+
+    return preprocess(a.data, a.output, a.seed, a.validation_fraction, a.test_fraction)
+
+
+def _features(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.features import build_features
+
+    return build_features(a.prepared, a.output)
+
+
+def _train(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.train import train
+
+    settings = config.TrainConfig(
+        lr=a.lr,
+        batch_size=a.batch_size,
+        optimizer=a.optimizer,
+        epochs=a.epochs,
+        seed=a.seed,
+        device=a.device,
+        hidden=a.hidden,
+        momentum=a.momentum,
+        weight_decay=a.weight_decay,
+        threads=a.threads,
+    )
+    settings.check()  # before the slow imports and any MLflow run exist
+    return train(a.features, settings, a.experiment, run_name=a.run_name, tags=_tags(a.tag))
+
+
+def _evaluate(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.evaluate import evaluate
+
+    return evaluate(
+        a.model_uri, a.features, a.model_name, a.min_accuracy, a.min_improvement, a.run_id
+    )
+
+
+def _deploy(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.deploy import deploy
+
+    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag))
+
+
+def _rollback(a: argparse.Namespace) -> dict[str, Any]:
+    from trainyard.trainer.deploy import rollback
+
+    return rollback(a.model_name)
+
+
+STAGES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "publish": _publish,
+    "validate": _validate,
+    "preprocess": _preprocess,
+    "features": _features,
+    "train": _train,
+    "evaluate": _evaluate,
+    "deploy": _deploy,
+    "rollback": _rollback,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m trainyard.trainer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--xcom-dir",
+        type=Path,
+        default=None,
+        help="where return.json goes (default: $XCOM_DIR or /airflow/xcom)",
+    )
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    sub = parser.add_subparsers(dest="stage", required=True, metavar="stage")
+
+    p = sub.add_parser("publish", help="publish a day's raw dataset to the object store")
+    p.add_argument("--root", required=True, help="dataset root URL, e.g. s3://datasets/digits")
+    p.add_argument("--date", required=True, help="the day, YYYY-MM-DD")
+    p.add_argument("--sample-fraction", type=float, default=0.9)
+    p.add_argument("--no-shift", action="store_true", help="publish the rows unperturbed")
+
+    p = sub.add_parser("validate", help="check a day's raw data")
+    p.add_argument("--data", required=True, help="URL of the day's features.parquet")
+    p.add_argument("--min-rows", type=int, default=DEFAULT_MIN_ROWS)
+    p.add_argument("--min-class-fraction", type=float, default=DEFAULT_MIN_CLASS_FRACTION)
+
+    p = sub.add_parser("preprocess", help="split (seeded, stratified) and standardise")
+    p.add_argument("--data", required=True, help="URL of the day's features.parquet")
+    p.add_argument("--output", required=True, help="URL prefix for the prepared splits")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--validation-fraction", type=float, default=0.15)
+    p.add_argument("--test-fraction", type=float, default=0.15)
+
+    p = sub.add_parser("features", help="derive features and write the feature manifest")
+    p.add_argument("--prepared", required=True, help="URL prefix written by preprocess")
+    p.add_argument("--output", required=True, help="URL prefix for the feature set")
+
+    p = sub.add_parser("train", help="train one trial and log it to MLflow")
+    p.add_argument("--features", required=True, help="URL of the feature manifest.json")
+    p.add_argument("--experiment", default="trainyard-digits", help="MLflow experiment name")
+    p.add_argument("--run-name", default=None)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=config.OPTIMIZERS, default="adam")
+    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument(
+        "--device",
+        choices=config.DEVICES,
+        default="auto",
+        help="auto: CUDA when a GPU is visible, else CPU",
+    )
+    p.add_argument(
+        "--hidden",
+        type=_hidden,
+        default=config.DEFAULT_HIDDEN,
+        help="hidden layer sizes, e.g. 128,64",
+    )
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="MLflow run tag (repeatable)",
+    )
+
+    p = sub.add_parser("evaluate", help="quality gate against the champion (fails closed)")
+    p.add_argument("--model-uri", required=True, help="candidate model URI from train")
+    p.add_argument("--features", required=True, help="URL of the feature manifest.json")
+    p.add_argument("--model-name", required=True, help="registered model name")
+    p.add_argument("--run-id", default=None, help="candidate run id, passed through")
+    p.add_argument("--min-accuracy", type=float, default=config.DEFAULT_MIN_ACCURACY)
+    p.add_argument("--min-improvement", type=float, default=config.DEFAULT_MIN_IMPROVEMENT)
+
+    p = sub.add_parser("deploy", help="register the model and move the champion alias")
+    p.add_argument("--model-uri", required=True)
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--model-name", required=True)
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="model version tag (repeatable)",
+    )
+
+    p = sub.add_parser("rollback", help="move champion back to the previous version")
+    p.add_argument("--model-name", required=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = STAGES[args.stage](args)
+    except StageError as exc:
+        print(f"trainyard.trainer {args.stage}: error: {exc}", file=sys.stderr)
+        return 1
+    path = write_result(result, args.xcom_dir)
+    print(json.dumps(result, indent=2, sort_keys=True))
+    logging.getLogger(__name__).info("result written to %s", path)
+    return 0
