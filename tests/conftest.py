@@ -1,0 +1,40 @@
+"""Shared test helpers: run trainer stages through their real CLI, as a pod does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StageRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    xcom_file: Path
+
+    @property
+    def result(self) -> dict[str, Any]:
+        assert self.returncode == 0, f"stage failed ({self.returncode}):\n{self.stderr[-3000:]}"
+        value: dict[str, Any] = json.loads(self.xcom_file.read_text())
+        return value
+
+
+def run_trainer(
+    args: list[str], xcom_dir: Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> StageRun:
+    """`python -m trainyard.trainer <args>` in a subprocess with its own XCOM_DIR."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "trainyard.trainer", *args],
+        env={**os.environ, "XCOM_DIR": str(xcom_dir), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return StageRun(proc.returncode, proc.stdout, proc.stderr, xcom_dir / "return.json")

@@ -1,0 +1,219 @@
+"""Every trainer stage against a real S3 server and a real MLflow server.
+
+validate → preprocess → features → train (two configs) → evaluate → deploy,
+with the data in S3, runs and models in MLflow, results read back from each
+stage's return.json exactly as the KubernetesPodOperator reads them.
+"""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+from mlflow.models import Model
+
+from trainyard.standalone.processes import free_port
+
+pytestmark = pytest.mark.integration
+
+DAY = "2026-11-20"
+MODEL = "digits-it"
+ADAM = ("--optimizer", "adam", "--lr", "1e-3", "--epochs", "10", "--batch-size", "32")
+SGD = ("--optimizer", "sgd", "--lr", "1e-3", "--epochs", "10", "--batch-size", "32")
+
+
+@pytest.fixture(scope="module")
+def manifest_url(stage, services):
+    root = "s3://datasets/digits"
+    data = stage("publish", "--root", root, "--date", DAY).result["data_url"]
+    assert data == f"{root}/daily/{DAY}/features.parquet"
+    assert stage("validate", "--data", data).result["valid"] is True
+    prepared = stage("preprocess", "--data", data, "--output", f"s3://datasets/runs/{DAY}/prepared")
+    features = stage(
+        "features",
+        "--prepared",
+        prepared.result["output_url"],
+        "--output",
+        f"s3://datasets/runs/{DAY}/features",
+    )
+    return features.result["manifest_url"]
+
+
+@pytest.fixture(scope="module")
+def trials(stage, manifest_url):
+    return {
+        "adam": stage("train", "--features", manifest_url, *ADAM, "--run-name", "adam").result,
+        "sgd": stage("train", "--features", manifest_url, *SGD, "--run-name", "sgd").result,
+    }
+
+
+@pytest.fixture(scope="module")
+def client(services):
+    mlflow.set_tracking_uri(services.mlflow.url)  # for the fluent helpers used below
+    return MlflowClient(tracking_uri=services.mlflow.url)
+
+
+def test_stage_outputs_are_objects_in_the_s3_store(manifest_url, services):
+    keys = {
+        obj["Key"] for obj in services.s3.client().list_objects_v2(Bucket="datasets")["Contents"]
+    }
+    assert f"digits/daily/{DAY}/features.parquet" in keys
+    for name in ("train", "validation", "test"):
+        assert f"runs/{DAY}/prepared/{name}.parquet" in keys
+        assert f"runs/{DAY}/features/{name}.parquet" in keys
+    assert f"runs/{DAY}/features/manifest.json" in keys
+
+
+def test_adam_clears_the_bar_and_plain_sgd_does_not(trials):
+    assert trials["adam"]["test_accuracy"] >= 0.90
+    assert trials["sgd"]["test_accuracy"] < 0.90
+    assert trials["adam"]["device"] == "cpu"
+    assert trials["adam"]["params"]["optimizer"] == "adam"
+
+
+def test_runs_carry_params_curves_and_a_servable_model(trials, client):
+    run = client.get_run(trials["adam"]["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["optimizer"] == "adam"
+    assert run.data.params["batch_size"] == "32"
+    assert run.data.metrics["test_accuracy"] == pytest.approx(trials["adam"]["test_accuracy"])
+    history = client.get_metric_history(run.info.run_id, "val_accuracy")
+    assert [m.step for m in history] == list(range(1, 11))
+    assert len(client.get_metric_history(run.info.run_id, "train_loss")) == 10
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "training_curve.png" in artifacts
+
+    model_uri = trials["adam"]["model_uri"]
+    info = mlflow.models.get_model_info(model_uri)
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 64]
+    local = mlflow.artifacts.download_artifacts(model_uri, tracking_uri=client.tracking_uri)
+    example = Model.load(local).load_input_example(local)
+    assert example.shape[0] >= 2 and example.shape[1] == 64
+
+
+def test_training_is_deterministic_for_a_seed(stage, manifest_url, trials):
+    again = stage("train", "--features", manifest_url, *ADAM, "--run-name", "adam-again").result
+    assert again["run_id"] != trials["adam"]["run_id"]
+    assert again["test_accuracy"] == trials["adam"]["test_accuracy"]
+    assert again["val_accuracy"] == trials["adam"]["val_accuracy"]
+
+
+def test_gate_deploy_and_rollback_with_aliases(stage, manifest_url, trials, client):
+    adam, sgd = trials["adam"], trials["sgd"]
+
+    def evaluate(trial):
+        return stage(
+            "evaluate",
+            "--model-uri",
+            trial["model_uri"],
+            "--run-id",
+            trial["run_id"],
+            "--features",
+            manifest_url,
+            "--model-name",
+            MODEL,
+        ).result
+
+    first = evaluate(adam)
+    assert first["champion_status"] == "absent"
+    assert first["deploy"] is True
+    assert first["candidate_accuracy"] == pytest.approx(adam["test_accuracy"], abs=1e-6)
+
+    deployed = stage(
+        "deploy",
+        "--model-uri",
+        adam["model_uri"],
+        "--run-id",
+        adam["run_id"],
+        "--model-name",
+        MODEL,
+        "--tag",
+        "trainyard.date=" + DAY,
+    ).result
+    assert deployed["previous_version"] is None
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert champion.version == deployed["version"]
+    assert champion.run_id == adam["run_id"]
+    assert champion.tags["trainyard.date"] == DAY
+
+    # Against a champion: a weak candidate is refused, the champion scores as before.
+    weak = evaluate(sgd)
+    assert weak["deploy"] is False
+    assert weak["champion_status"] == "ok"
+    assert weak["champion_version"] == deployed["version"]
+    assert weak["champion_accuracy"] == pytest.approx(adam["test_accuracy"], abs=1e-6)
+    same = evaluate(adam)
+    assert same["deploy"] is False
+    assert "improvement +0.0000" in same["reason"]
+
+    # A second promotion keeps the old champion as `previous`; a retry reuses the version.
+    promote = (
+        "deploy",
+        "--model-uri",
+        sgd["model_uri"],
+        "--run-id",
+        sgd["run_id"],
+        "--model-name",
+        MODEL,
+    )
+    second = stage(*promote).result
+    assert second["previous_version"] == deployed["version"]
+    assert stage(*promote).result["version"] == second["version"]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == second["version"]
+    assert client.get_model_version_by_alias(MODEL, "previous").version == deployed["version"]
+
+    rolled = stage("rollback", "--model-name", MODEL).result
+    assert rolled == {
+        "model_name": MODEL,
+        "version": deployed["version"],
+        "rolled_back_version": second["version"],
+        "champion_uri": f"models:/{MODEL}@champion",
+    }
+    assert client.get_model_version_by_alias(MODEL, "champion").version == deployed["version"]
+    assert (
+        client.get_model_version(MODEL, second["version"]).tags["trainyard.rolled_back"] == "true"
+    )
+
+
+UNREACHABLE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+def test_evaluate_with_mlflow_unreachable_does_not_recommend_deploying(
+    stage, manifest_url, trials, client, tmp_path
+):
+    dead = {**UNREACHABLE, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    adam = trials["adam"]
+
+    # Nothing can be read: the stage fails and writes no recommendation at all.
+    run = stage(
+        "evaluate",
+        "--model-uri",
+        adam["model_uri"],
+        "--features",
+        manifest_url,
+        "--model-name",
+        MODEL,
+        env=dead,
+    )
+    assert run.returncode == 1
+    assert "could not be scored" in run.stderr
+    assert not run.xcom_file.exists()
+
+    # The candidate is readable (a local copy) but the registry is not: fail closed.
+    local = mlflow.artifacts.download_artifacts(
+        adam["model_uri"], dst_path=str(tmp_path), tracking_uri=client.tracking_uri
+    )
+    gate = stage(
+        "evaluate",
+        "--model-uri",
+        local,
+        "--features",
+        manifest_url,
+        "--model-name",
+        MODEL,
+        env=dead,
+    ).result
+    assert gate["deploy"] is False
+    assert gate["champion_status"] == "unreadable"
+    assert gate["candidate_accuracy"] >= 0.90
+    assert "failing closed" in gate["reason"]
