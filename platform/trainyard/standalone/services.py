@@ -32,6 +32,20 @@ def weed_binary() -> str:
     return found
 
 
+def identities_file(workdir: Path) -> Path:
+    return workdir / "s3-identities.json"
+
+
+def load_credentials(workdir: Path) -> tuple[str, str] | None:
+    """The (access key, secret key) an earlier start generated in `workdir`, if any."""
+    try:
+        identities = json.loads(identities_file(workdir).read_text())["identities"]
+    except FileNotFoundError:
+        return None
+    credential = identities[0]["credentials"][0]
+    return credential["accessKey"], credential["secretKey"]
+
+
 class S3Server:
     """SeaweedFS `weed mini` with one generated S3 identity and the platform's buckets."""
 
@@ -39,8 +53,11 @@ class S3Server:
         self.workdir = workdir
         self.buckets = buckets
         self.port = free_port((0, GRPC_OFFSET))
-        self.access_key = "ty" + secrets.token_hex(8)
-        self.secret_key = secrets.token_urlsafe(30)
+        # Credentials are generated once per workdir and kept, like the chart's Secret.
+        self.access_key, self.secret_key = load_credentials(workdir) or (
+            "ty" + secrets.token_hex(8),
+            secrets.token_urlsafe(30),
+        )
         self.process: ManagedProcess | None = None
 
     @property
@@ -60,7 +77,7 @@ class S3Server:
     def start(self, timeout_s: float = 60) -> float:
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
-        config = self.workdir / "s3-identities.json"
+        config = identities_file(self.workdir)
         identity = {
             "name": "trainyard",
             "actions": ["Admin", "Read", "Write", "List", "Tagging"],

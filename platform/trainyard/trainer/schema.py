@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from trainyard.storage import join
-
 IMAGE_SIDE = 8
 PIXEL_COLUMNS: list[str] = [f"pixel_{i}" for i in range(IMAGE_SIDE * IMAGE_SIDE)]
 LABEL_COLUMN = "label"
@@ -16,4 +14,6 @@ DAILY_DATA_KEY = "daily/{date}/features.parquet"
 
 
 def daily_data_url(root: str, date: str) -> str:
-    return join(root, DAILY_DATA_KEY.format(date=date))
+    # Plain string join: this module is imported by the DAG file, which must
+    # stay free of pandas/fsspec imports.
+    return f"{root.rstrip('/')}/{DAILY_DATA_KEY.format(date=date)}"

@@ -1,0 +1,183 @@
+"""
+### ML training pipeline
+
+Daily: wait for the day's data in the object store → validate, preprocess and
+engineer features → train a hyperparameter grid as mapped (GPU) pod tasks →
+select the best trial → gate it against the MLflow `champion` (fails closed) →
+deploy (move the `champion` alias) or skip → notify.
+
+Every trainer step is `python -m trainyard.trainer <stage>`: a pod on
+Kubernetes, a local process in standalone mode, chosen by the platform config
+(`TRAINYARD_PLATFORM_CONFIG`). Trigger with a config to override the search
+space, epochs or the gate's thresholds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.providers.amazon.aws.sensors.s3 import S3KeySensor
+from airflow.providers.standard.operators.empty import EmptyOperator
+from airflow.sdk import (
+    DAG,
+    Asset,
+    Param,
+    TaskGroup,
+    TriggerRule,
+    chain,
+    get_current_context,
+    task,
+)
+
+from trainyard.pipeline import gate, grid, notifications, selection
+from trainyard.pipeline.platform import load as load_platform
+from trainyard.pipeline.pod_tasks import PodTasks
+from trainyard.trainer.schema import daily_data_url
+
+platform = load_platform()
+pods = PodTasks(platform)
+
+DATA = daily_data_url(platform.data_root, "{{ ds }}")
+WORK = platform.work_root + "/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+MANIFEST = WORK + "/features/manifest.json"
+CHAMPION = Asset(
+    name=f"{platform.model_name}_champion", uri=f"mlflow://models/{platform.model_name}/champion"
+)
+
+with DAG(
+    dag_id="ml_training_pipeline",
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["trainyard", "training", "mlflow"],
+    default_args={
+        "owner": "ml-platform",
+        "retries": platform.task_retries,
+        "retry_delay": dt.timedelta(seconds=platform.retry_delay_seconds),
+        "execution_timeout": dt.timedelta(minutes=platform.execution_timeout_minutes),
+    },
+    params={
+        "search_space": Param(
+            {"optimizer": ["adam", "adamw"], "lr": [0.001, 0.003], "batch_size": [32]},
+            type="object",
+            description="option → list of values; every combination is a trial",
+        ),
+        "max_trials": Param(16, type="integer", minimum=1, description="refuse larger grids"),
+        "epochs": Param(10, type="integer", minimum=1, maximum=500),
+        "seed": Param(42, type="integer", description="data split seed"),
+        "min_accuracy": Param(0.90, type="number", minimum=0, maximum=1),
+        "min_improvement": Param(
+            0.005, type="number", minimum=0, maximum=1, description="over the champion's accuracy"
+        ),
+    },
+) as dag:
+    wait_for_training_data = S3KeySensor(
+        task_id="wait_for_training_data",
+        bucket_key=DATA,
+        aws_conn_id=platform.storage_conn_id,
+        deferrable=True,
+        poke_interval=platform.sensor_poke_seconds,
+        timeout=platform.sensor_timeout_minutes * 60,
+    )
+
+    with TaskGroup("data_preparation") as data_preparation:
+        validate = pods.task("validate", "validate", ["--data", DATA])
+        preprocess = pods.task(
+            "preprocess",
+            "preprocess",
+            ["--data", DATA, "--output", WORK + "/prepared", "--seed", "{{ params.seed }}"],
+        )
+        features = pods.task(
+            "features",
+            "features",
+            ["--prepared", WORK + "/prepared", "--output", WORK + "/features"],
+        )
+        chain(validate, preprocess, features)
+
+    @task
+    def generate_hyperparams(features_result: dict) -> list[list[str]]:
+        params = get_current_context()["params"]
+        trials = grid.expand(params["search_space"], params["max_trials"])
+        return [
+            [
+                "train",
+                "--features",
+                features_result["manifest_url"],
+                "--experiment",
+                platform.experiment,
+                "--run-name",
+                grid.trial_label(trial),
+                "--tag",
+                "airflow.dag_run_id=" + get_current_context()["run_id"],
+                *grid.trial_arguments(trial, params["epochs"]),
+            ]
+            for trial in trials
+        ]
+
+    train = pods.partial(
+        "train",
+        gpu=True,
+        max_active_tis_per_dag=platform.max_parallel_trials,
+        map_index_template="{{ task.arguments[task.arguments.index('--run-name') + 1] }}",
+    ).expand(arguments=generate_hyperparams(features.output))
+
+    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=True)
+    def select_best(results: list) -> dict:
+        return selection.select_best(results)
+
+    best = select_best(train.output)
+
+    evaluate = pods.task(
+        "evaluate",
+        "evaluate",
+        [
+            "--model-uri",
+            best["model_uri"],
+            "--run-id",
+            best["run_id"],
+            "--features",
+            MANIFEST,
+            "--model-name",
+            platform.model_name,
+            "--min-accuracy",
+            "{{ params.min_accuracy }}",
+            "--min-improvement",
+            "{{ params.min_improvement }}",
+        ],
+        multiple_outputs=True,
+    )
+
+    @task.branch
+    def decide_deployment(deploy: bool) -> str:
+        return gate.branch_for(deploy)
+
+    deploy = pods.task(
+        gate.DEPLOY_TASK,
+        "deploy",
+        [
+            "--model-uri",
+            best["model_uri"],
+            "--run-id",
+            best["run_id"],
+            "--model-name",
+            platform.model_name,
+            "--tag",
+            "airflow.dag_run_id={{ run_id }}",
+        ],
+        outlets=[CHAMPION],
+    )
+    skip_deployment = EmptyOperator(task_id=gate.SKIP_TASK)
+
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    def notify(best: dict, evaluation: dict) -> dict:
+        context = get_current_context()
+        deployment = context["ti"].xcom_pull(task_ids=gate.DEPLOY_TASK)
+        summary = notifications.summarize(context["run_id"], best, evaluation, deployment)
+        summary["channels"] = notifications.send(summary, platform, context)
+        return summary
+
+    chain(wait_for_training_data, data_preparation)
+    branch = decide_deployment(evaluate.output["deploy"])
+    chain(evaluate, branch, [deploy, skip_deployment], notify(best, evaluate.output))

@@ -1,0 +1,53 @@
+"""The hyperparameter grid: a search space (lists per option) expanded into trials."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+# Search-space keys and the trainer options they become.
+OPTIONS = {
+    "optimizer": "--optimizer",
+    "lr": "--lr",
+    "batch_size": "--batch-size",
+    "momentum": "--momentum",
+    "weight_decay": "--weight-decay",
+    "hidden": "--hidden",
+    "seed": "--seed",
+}
+
+
+class GridError(ValueError):
+    """The search space is malformed; the message names the key."""
+
+
+def expand(search_space: dict[str, list[Any]], max_trials: int) -> list[dict[str, Any]]:
+    """Cartesian product of the search space, in a stable order."""
+    if not search_space:
+        raise GridError("search_space is empty")
+    unknown = sorted(set(search_space) - set(OPTIONS))
+    if unknown:
+        raise GridError(f"search_space: unknown keys {unknown}; known: {sorted(OPTIONS)}")
+    for key, values in search_space.items():
+        if not isinstance(values, list) or not values:
+            raise GridError(f"search_space.{key}: expected a non-empty list, got {values!r}")
+    keys = list(search_space)
+    trials = [
+        dict(zip(keys, combo, strict=True)) for combo in itertools.product(*search_space.values())
+    ]
+    if len(trials) > max_trials:
+        raise GridError(f"search space has {len(trials)} trials, more than max_trials={max_trials}")
+    return trials
+
+
+def trial_arguments(trial: dict[str, Any], epochs: int) -> list[str]:
+    """The `train` stage options of one trial."""
+    args = ["--epochs", str(epochs)]
+    for key, value in trial.items():
+        rendered = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+        args += [OPTIONS[key], rendered]
+    return args
+
+
+def trial_label(trial: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in trial.items())

@@ -1,0 +1,149 @@
+"""Platform configuration: what the DAG needs to know about the cluster it runs on.
+
+One JSON document, written by the Helm chart into a ConfigMap (Kubernetes) or by
+`trainyard up` (standalone), found through `TRAINYARD_PLATFORM_CONFIG`. The DAG
+holds no cluster literals: images, namespaces, GPU settings, tolerations and
+endpoints all come from here. Secrets never do: the config names Kubernetes
+Secrets to mount, or, standalone, the services' credentials are in the
+environment of the Airflow processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "TRAINYARD_PLATFORM_CONFIG"
+RUNTIMES = ("kubernetes", "standalone")
+
+
+class PlatformConfigError(ValueError):
+    """The platform configuration is missing or malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class GpuConfig:
+    enabled: bool = False
+    count: int = 1
+    resource_name: str = "nvidia.com/gpu"
+    tolerations: list[dict[str, Any]] = field(default_factory=list)
+    node_selector: dict[str, str] = field(default_factory=dict)
+    affinity: dict[str, Any] = field(default_factory=dict)
+    runtime_class_name: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    image: str = "trainyard/trainer:0.1.0"
+    image_pull_policy: str = "IfNotPresent"
+    namespace: str = "ml-training"
+    service_account: str | None = None
+    # Plain settings for every trainer process/pod (endpoints, tracking URI).
+    env: dict[str, str] = field(default_factory=dict)
+    # Kubernetes Secrets whose keys become env vars (credentials).
+    env_from_secrets: list[str] = field(default_factory=list)
+    resources: dict[str, dict[str, str]] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    smtp_to: list[str] = field(default_factory=list)
+    smtp_conn_id: str = "smtp_default"
+    slack_conn_id: str | None = None
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    runtime: str = "kubernetes"
+    data_root: str = "s3://datasets/digits"
+    work_root: str = "s3://datasets/runs"
+    storage_conn_id: str = "trainyard_s3"
+    model_name: str = "digits"
+    experiment: str = "trainyard-digits"
+    max_parallel_trials: int = 4
+    task_retries: int = 2
+    retry_delay_seconds: int = 60
+    execution_timeout_minutes: int = 60
+    sensor_poke_seconds: int = 60
+    sensor_timeout_minutes: int = 12 * 60
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    gpu: GpuConfig = field(default_factory=GpuConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
+
+    @property
+    def standalone(self) -> bool:
+        return self.runtime == "standalone"
+
+
+_NESTED = {"trainer": TrainerConfig, "gpu": GpuConfig, "notify": NotifyConfig}
+
+
+def _build(cls: type[Any], data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise PlatformConfigError(f"{where}: expected an object, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise PlatformConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    values = {}
+    for name, value in data.items():
+        key = f"{where}.{name}" if where else name
+        if name in _NESTED and cls is PlatformConfig:
+            values[name] = _build(_NESTED[name], value, key)
+        else:
+            values[name] = _check_type(known[name].type, value, key)
+    return cls(**values)
+
+
+def _check_type(annotation: Any, value: Any, key: str) -> Any:
+    text = str(annotation)
+    expected: tuple[type, ...]
+    if text.startswith("bool"):
+        expected = (bool,)
+    elif text.startswith("int"):
+        expected = (int,)
+    elif text.startswith("str | None"):
+        expected = (str, type(None))
+    elif text.startswith("str"):
+        expected = (str,)
+    elif text.startswith("list"):
+        expected = (list,)
+    elif text.startswith("dict"):
+        expected = (dict,)
+    else:
+        return value
+    if not isinstance(value, expected) or (expected == (int,) and isinstance(value, bool)):
+        raise PlatformConfigError(
+            f"{key}: expected {' or '.join(t.__name__ for t in expected)}, got {value!r}"
+        )
+    return value
+
+
+def parse(data: dict[str, Any]) -> PlatformConfig:
+    config: PlatformConfig = _build(PlatformConfig, data, "")
+    if config.runtime not in RUNTIMES:
+        raise PlatformConfigError(f"runtime: {config.runtime!r} is not one of {list(RUNTIMES)}")
+    if config.max_parallel_trials < 1:
+        raise PlatformConfigError("max_parallel_trials: must be at least 1")
+    return config
+
+
+def load(path: str | os.PathLike[str] | None = None) -> PlatformConfig:
+    """The platform config from `path` or $TRAINYARD_PLATFORM_CONFIG; defaults if neither."""
+    location = path or os.environ.get(ENV_VAR)
+    if not location:
+        return PlatformConfig()
+    try:
+        data = json.loads(Path(location).read_text())
+    except FileNotFoundError:
+        raise PlatformConfigError(f"{ENV_VAR}={location}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise PlatformConfigError(f"{location}: not valid JSON ({exc})") from None
+    return parse(data)

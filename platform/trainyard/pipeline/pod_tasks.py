@@ -1,0 +1,63 @@
+"""Pod tasks: one definition, two runtimes.
+
+A stage is defined once: `python -m trainyard.trainer <stage> <arguments>`, with
+the platform's environment and the `return.json` → XCom contract. The platform
+config's `runtime` picks how it runs: a KubernetesPodOperator (trainer image,
+GPU resources, tolerations, node selector from the config) or a local process
+(standalone). The DAG does not change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainyard.pipeline.platform import PlatformConfig
+
+TRAINER_COMMAND = ["python", "-m", "trainyard.trainer"]
+
+
+class PodTasks:
+    def __init__(self, config: PlatformConfig) -> None:
+        self.config = config
+
+    def operator_class(self) -> type[Any]:
+        if self.config.standalone:
+            from trainyard.pipeline.local_pod import LocalPodOperator  # noqa: PLC0415
+
+            return LocalPodOperator
+        from airflow.providers.cncf.kubernetes.operators.pod import (  # noqa: PLC0415
+            KubernetesPodOperator,
+        )
+
+        return KubernetesPodOperator
+
+    def kwargs(self, task_id: str, gpu: bool = False, long_running: bool = False) -> dict[str, Any]:
+        common: dict[str, Any] = {
+            "task_id": task_id,
+            "cmds": TRAINER_COMMAND,
+            "env_vars": dict(self.config.trainer.env),
+            "do_xcom_push": True,
+        }
+        if self.config.standalone:
+            return common
+        from trainyard.pipeline.kubernetes import pod_kwargs  # noqa: PLC0415
+
+        return {
+            **common,
+            **pod_kwargs(self.config, gpu=gpu),
+            "name": f"trainyard-{task_id.replace('_', '-').replace('.', '-')}",
+            # Long trainings wait in the triggerer, not in a worker slot.
+            "deferrable": long_running,
+        }
+
+    def task(self, task_id: str, stage: str, arguments: list[Any], **kwargs: Any) -> Any:
+        """A pod task running `stage` with `arguments` (templated; XComArgs allowed)."""
+        return self.operator_class()(
+            **self.kwargs(task_id), arguments=[stage, *arguments], **kwargs
+        )
+
+    def partial(self, task_id: str, gpu: bool = False, **kwargs: Any) -> Any:
+        """A mapped pod task: `.expand(arguments=...)` with one full argument list per item."""
+        return self.operator_class().partial(
+            **self.kwargs(task_id, gpu=gpu, long_running=True), **kwargs
+        )

@@ -1,0 +1,209 @@
+"""`trainyard demo`: the training pipeline end to end on this machine.
+
+up → publish a day of data → trigger `ml_training_pipeline` through the Airflow
+REST API → follow it task by task → print (and optionally write) a summary →
+down, unless `--keep` or the platform was already up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from trainyard.errors import StageError
+from trainyard.standalone import runtime
+from trainyard.standalone.airflow_api import AirflowApi, AirflowApiError
+
+DAG_ID = "ml_training_pipeline"
+STATE_STYLE = {
+    "success": "green",
+    "failed": "red",
+    "upstream_failed": "red",
+    "running": "yellow",
+    "deferred": "cyan",
+    "skipped": "dim",
+    "up_for_retry": "magenta",
+    "queued": "blue",
+}
+
+
+def publish(workdir: Path, date: str) -> str:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainyard.trainer",
+            "--log-level",
+            "WARNING",
+            "--xcom-dir",
+            str(workdir / "xcom"),
+            "publish",
+            "--root",
+            "s3://datasets/digits",
+            "--date",
+            date,
+        ],
+        env={**os.environ, **runtime.client_env(workdir)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise StageError(f"could not publish data for {date}: {proc.stderr.strip()[-1000:]}")
+    result: dict[str, Any] = json.loads((workdir / "xcom" / "return.json").read_text())
+    return str(result["data_url"])
+
+
+def trigger(api: AirflowApi, date: str, conf: dict[str, Any]) -> str:
+    """Trigger a run for `date`; the first of the day takes midnight, the scheduled slot."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S")
+    for time_of_day in ("00:00:00", f"{stamp[:2]}:{stamp[2:4]}:{stamp[4:]}"):
+        try:
+            run = api.trigger(
+                DAG_ID, f"{date}T{time_of_day}Z", conf, run_id=f"demo__{date}__{stamp}"
+            )
+        except AirflowApiError as exc:
+            if "409" in str(exc):
+                continue  # a run already holds that logical date
+            raise
+        # Unpaused only now: the scheduler then sees the slot taken and adds no twin.
+        api.unpause(DAG_ID)
+        return str(run["dag_run_id"])
+    raise StageError(f"could not trigger {DAG_ID} for {date}")
+
+
+def progress_table(run: dict[str, Any], tasks: list[dict[str, Any]], started: float) -> Table:
+    table = Table(
+        title=f"{DAG_ID} · {run['dag_run_id']} · {run['state']} · "
+        f"{time.monotonic() - started:.0f}s",
+        title_justify="left",
+    )
+    for column in ("task", "state", "seconds"):
+        table.add_column(column)
+    for ti in tasks:
+        name = ti["task_id"]
+        if ti["map_index"] >= 0:
+            name += f" [{ti.get('rendered_map_index') or ti['map_index']}]"
+        state = ti["state"] or "none"
+        duration = f"{ti['duration']:.1f}" if ti.get("duration") else ""
+        table.add_row(name, f"[{STATE_STYLE.get(state, 'white')}]{state}[/]", duration)
+    return table
+
+
+def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> dict[str, Any]:
+    """Poll the run until it ends, showing every task's state live."""
+    started = time.monotonic()
+    live = Live(console=console, refresh_per_second=2, transient=not console.is_terminal)
+    seen: dict[tuple[str, int], str] = {}
+    with live:
+        while True:
+            run = api.dag_run(DAG_ID, run_id)
+            tasks = api.task_instances(DAG_ID, run_id)
+            if console.is_terminal:
+                live.update(progress_table(run, tasks, started))
+            else:  # logs and CI: one line per state change
+                for ti in tasks:
+                    key, state = (ti["task_id"], ti["map_index"]), ti["state"] or "none"
+                    if seen.get(key) != state:
+                        seen[key] = state
+                        suffix = f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""
+                        console.print(
+                            f"{time.monotonic() - started:6.0f}s {ti['task_id']}{suffix}: {state}"
+                        )
+            if run["state"] in ("success", "failed"):
+                return run
+            if time.monotonic() - started > timeout_s:
+                raise StageError(f"run {run_id} still {run['state']} after {timeout_s:.0f}s")
+            time.sleep(2)
+
+
+def collect_summary(api: AirflowApi, run: dict[str, Any], workdir: Path) -> dict[str, Any]:
+    run_id = run["dag_run_id"]
+    states = {
+        (t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(DAG_ID, run_id)
+    }
+    summary: dict[str, Any] = {"dag_run_id": run_id, "state": run["state"]}
+    if states.get(("notify", -1)) == "success":
+        summary.update(api.xcom(DAG_ID, run_id, "notify"))
+    summary["tasks_failed"] = sorted(
+        f"{task}[{index}]" if index >= 0 else task
+        for (task, index), state in states.items()
+        if state in ("failed", "upstream_failed")
+    )
+    urls = runtime.read_state(workdir)["urls"]
+    summary["airflow_url"] = f"{urls['airflow']}/dags/{DAG_ID}/runs/{run_id}"
+    summary["mlflow_url"] = urls["mlflow"]
+    return summary
+
+
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    console.print(f"\n[bold]run {summary['dag_run_id']}: {summary['state']}[/]")
+    if "best_params" in summary:
+        params = summary["best_params"]
+        shown = ", ".join(f"{k}={params[k]}" for k in ("optimizer", "lr", "batch_size", "epochs"))
+        console.print(f"best trial: {shown}  (MLflow run {summary['best_run_id']})")
+        console.print(
+            f"accuracy: validation {summary['best_val_accuracy']:.4f}, "
+            f"test {summary['candidate_accuracy']:.4f}"
+        )
+        console.print(
+            f"champion: v{summary['champion_version_before']} before → "
+            f"v{summary['champion_version_after']} after; "
+            f"{'deployed' if summary['deployed'] else 'not deployed'} ({summary['reason']})"
+        )
+    if summary["tasks_failed"]:
+        console.print(f"[red]failed tasks: {', '.join(summary['tasks_failed'])}[/]")
+    console.print(
+        f"Airflow UI: {summary['airflow_url']}  (user admin, password in "
+        f"{runtime.read_state(Path(summary['workdir']))['airflow_password_file']})"
+    )
+    console.print(f"MLflow UI:  {summary['mlflow_url']}")
+
+
+def run_demo(
+    workdir: Path,
+    date: str | None = None,
+    conf: dict[str, Any] | None = None,
+    keep: bool = False,
+    summary_json: Path | None = None,
+    timeout_s: float = 1800,
+) -> dict[str, Any]:
+    console = Console()
+    date = date or dt.datetime.now(dt.UTC).date().isoformat()
+    already_up = runtime.is_up(workdir)
+    platform = None
+    if not already_up:
+        console.print(f"starting the platform in {workdir} …")
+        platform = runtime.start(workdir)
+    try:
+        urls = runtime.read_state(workdir)["urls"]
+        console.print(f"Airflow {urls['airflow']} · MLflow {urls['mlflow']} · S3 {urls['s3']}")
+        console.print(f"published {publish(workdir, date)}")
+        api = AirflowApi(urls["airflow"], "admin", runtime.airflow_password(workdir))
+        api.wait_for_dag(DAG_ID)
+        run_id = trigger(api, date, conf or {})
+        console.print(f"triggered {DAG_ID} run {run_id}")
+        run = follow(api, run_id, timeout_s, console)
+        summary = collect_summary(api, run, workdir)
+        summary["workdir"] = str(workdir.resolve())
+        print_summary(summary, console)
+        if summary_json:
+            summary_json.write_text(json.dumps(summary, indent=2, sort_keys=True))
+    finally:
+        if platform and not keep:
+            console.print("stopping the platform (--keep leaves it up)")
+            platform.stop()
+            (workdir.resolve() / "state.json").unlink(missing_ok=True)
+    if summary["state"] != "success":
+        raise StageError(f"run {summary['dag_run_id']} ended {summary['state']}")
+    return summary
