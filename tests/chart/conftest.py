@@ -47,8 +47,11 @@ def tool(name: str) -> Path:
     }
     path = paths[name]
     if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: run scripts/bootstrap first (it provides helm 3/4, "
-                    "kubernetes-validate and checkov under .tools/)", pytrace=False)
+        pytest.fail(
+            f"{path} is missing: run scripts/bootstrap first (it provides helm 3/4, "
+            "kubernetes-validate and checkov under .tools/)",
+            pytrace=False,
+        )
     return path
 
 
@@ -68,8 +71,14 @@ def run_helm(helm: str, args: list[str]) -> str:
 
 
 @functools.lru_cache(maxsize=256)
-def _template(helm: str, values_json: str, show_only: tuple[str, ...], values_files: tuple[str, ...],
-              release: str, namespace: str) -> str:
+def _template(
+    helm: str,
+    values_json: str,
+    show_only: tuple[str, ...],
+    values_files: tuple[str, ...],
+    release: str,
+    namespace: str,
+) -> str:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         handle.write(values_json)  # JSON is YAML
     try:
@@ -122,20 +131,38 @@ def render_notes(values: dict[str, Any] | None = None, helm: str = "helm3") -> s
     with tempfile.TemporaryDirectory() as tmp:
         chart = Path(tmp) / "trainyard"
         shutil.copytree(CHART, chart)
-        (chart / "templates" / "NOTES.txt").rename(chart / "templates" / "notes-rendered.txt")
+        # Helm parses every rendered template as YAML, so wrap NOTES.txt into a ConfigMap.
+        (chart / "templates" / "notes-rendered.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
+            '{{ include (print $.Template.BasePath "/NOTES.txt") . | indent 4 }}\n'
+        )
         with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
             handle.write(json.dumps(values or {}))
         try:
-            out = run_helm(helm, ["template", RELEASE, str(chart), "--namespace", NAMESPACE,
-                                  "--values", handle.name,
-                                  "--show-only", "templates/notes-rendered.txt"])
+            out = run_helm(
+                helm,
+                [
+                    "template",
+                    RELEASE,
+                    str(chart),
+                    "--namespace",
+                    NAMESPACE,
+                    "--values",
+                    handle.name,
+                    "--show-only",
+                    "templates/notes-rendered.yaml",
+                ],
+            )
         finally:
             os.unlink(handle.name)
-    return out
+    notes: str = yaml.safe_load(out)["data"]["notes"]
+    return notes
 
 
 def find(objects: list[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
-    return [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    return [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
 
 
 def one(objects: list[Manifest], kind: str, name: str) -> Manifest:
@@ -170,7 +197,9 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
-def kubernetes_validate(objects: list[Manifest], versions: tuple[str, ...] = KUBERNETES_VERSIONS) -> list[str]:
+def kubernetes_validate(
+    objects: list[Manifest], versions: tuple[str, ...] = KUBERNETES_VERSIONS
+) -> list[str]:
     """Strict schema validation of every object, offline; the list of failures (empty: valid)."""
     script = r"""
 import json, sys
@@ -203,13 +232,26 @@ def checkov(objects: list[Manifest]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "rendered.yaml").write_text(yaml.safe_dump_all(objects, sort_keys=False))
         proc = subprocess.run(
-            [str(tool("checkov")), "--directory", tmp, "--framework", "kubernetes",
-             "--output", "json", "--compact", "--skip-download"],
+            [
+                str(tool("checkov")),
+                "--directory",
+                tmp,
+                "--framework",
+                "kubernetes",
+                "--output",
+                "json",
+                "--compact",
+                "--skip-download",
+            ],
             capture_output=True,
             text=True,
             timeout=600,
             check=False,
-            env={**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"},
+            env={
+                **os.environ,
+                "BC_SKIP_MAPPING": "TRUE",
+                "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+            },
             cwd=tmp,
         )
     # exit 1 = failed checks (reported in the JSON); anything else non-zero is a crash
@@ -218,8 +260,10 @@ def checkov(objects: list[Manifest]) -> dict[str, Any]:
     if isinstance(report, list):  # one report per framework
         (report,) = [r for r in report if r.get("check_type") == "kubernetes"]
     if "results" not in report:  # "no resources" summary shape
-        report = {"results": {"passed_checks": [], "failed_checks": [], "skipped_checks": []},
-                  "summary": report}
+        report = {
+            "results": {"passed_checks": [], "failed_checks": [], "skipped_checks": []},
+            "summary": report,
+        }
     return report
 
 

@@ -59,9 +59,14 @@ def test_kubernetes_validate_bundles_the_versions_we_check() -> None:
     import subprocess  # noqa: PLC0415
 
     out = subprocess.run(
-        [str(tool("python")), "-c",
-         "import kubernetes_validate.utils as u; print('\\n'.join(u.all_versions()))"],
-        capture_output=True, text=True, check=True,
+        [
+            str(tool("python")),
+            "-c",
+            "import kubernetes_validate.utils as u; print('\\n'.join(u.all_versions()))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     for version in KUBERNETES_VERSIONS:
         assert version in out
@@ -80,7 +85,9 @@ def test_checkov_passes_except_documented_skips(scenario: str) -> None:
     for check in report["results"]["skipped_checks"]:
         # Every skip lives in the chart as `checkov.io/skip#: CKV_...=<reason>`.
         reason = check.get("check_result", {}).get("suppress_comment") or ""
-        assert len(reason) > 20, f"{check['check_id']} on {check['resource']} skipped without a reason"
+        assert len(reason) > 20, (
+            f"{check['check_id']} on {check['resource']} skipped without a reason"
+        )
 
 
 def test_checkov_skip_annotations_all_have_reasons() -> None:
@@ -99,9 +106,14 @@ def test_every_object_is_namespaced_and_labelled(helm: str) -> None:
             ident = f"{scenario}: {obj['kind']}/{meta['name']}"
             assert meta.get("namespace") == NAMESPACE, ident
             labels = meta.get("labels") or {}
-            for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance",
-                        "app.kubernetes.io/component", "app.kubernetes.io/part-of",
-                        "app.kubernetes.io/managed-by", "helm.sh/chart"):
+            for key in (
+                "app.kubernetes.io/name",
+                "app.kubernetes.io/instance",
+                "app.kubernetes.io/component",
+                "app.kubernetes.io/part-of",
+                "app.kubernetes.io/managed-by",
+                "helm.sh/chart",
+            ):
                 assert labels.get(key), f"{ident} lacks label {key}"
             assert labels["app.kubernetes.io/instance"] == RELEASE
             assert labels["app.kubernetes.io/part-of"] == "trainyard"
@@ -196,13 +208,17 @@ def test_helm_versions_are_the_pinned_ones() -> None:
 
 def test_helm_tests_are_test_hooks(helm: str) -> None:
     objects = render_chart(helm=helm)
-    hooks = [o for o in objects if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"]
+    hooks = [
+        o for o in objects if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
+    ]
     checks = {pod_spec(o)["containers"][0]["command"][-1] for o in hooks}
     assert checks == {"postgres", "s3", "mlflow"}
     for pod in hooks:
         assert pod["kind"] == "Pod"
         assert pod["spec"]["restartPolicy"] == "Never"
-        assert "before-hook-creation" in pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+        assert (
+            "before-hook-creation" in pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"]
+        )
 
 
 def test_only_helm_tests_are_hooks() -> None:
@@ -229,6 +245,8 @@ def test_release_and_namespace_names_flow_everywhere() -> None:
 def test_chart_files_are_tracked_text() -> None:
     for path in CHART.rglob("*"):
         if path.is_file():
-            assert path.suffix in {".yaml", ".yml", ".tpl", ".txt", ".json", ".md", ""} or \
-                path.name == ".helmignore", path
+            assert (
+                path.suffix in {".yaml", ".yml", ".tpl", ".txt", ".json", ".md", ""}
+                or path.name == ".helmignore"
+            ), path
             Path(path).read_text()

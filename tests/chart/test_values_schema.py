@@ -45,8 +45,8 @@ def value_paths(values: Any, prefix: str = "") -> set[str]:
 
 def schema_paths(schema: dict[str, Any], root: dict[str, Any], prefix: str = "") -> dict[str, dict]:
     out: dict[str, dict] = {}
-    for key, sub in (schema.get("properties") or {}).items():
-        sub = resolve(sub, root)
+    for key, declared in (schema.get("properties") or {}).items():
+        sub = resolve(declared, root)
         path = f"{prefix}.{key}" if prefix else key
         out[path] = sub
         out |= schema_paths(sub, root, path)
@@ -105,14 +105,27 @@ def test_mlflow_subchart_app_version_is_the_umbrella_app_version() -> None:
         ({"mlflow": {"replicas": 0}}, ["replicas"]),
         ({"postgresql": {"persistence": {"size": "lots"}}}, ["size"]),
         ({"mlflow": {"auth": {"defaultPermission": "ALL"}}}, ["defaultPermission"]),
-        ({"mlflow": {"securityContext": {"allowPrivilegeEscalation": True}}}, ["allowPrivilegeEscalation"]),
+        (
+            {"mlflow": {"securityContext": {"allowPrivilegeEscalation": True}}},
+            ["allowPrivilegeEscalation"],
+        ),
         ({"global": {"objectStore": {"buckets": {"datasets": "Not_A_Bucket"}}}}, ["datasets"]),
         ({"mlflow": {"wrokers": 2}}, ["wrokers"]),
         ({"globl": {}}, ["globl"]),
     ],
-    ids=["wrong-type", "unknown-provider", "bool-as-string", "port-as-string", "zero-replicas",
-         "bad-quantity", "bad-enum", "privilege-escalation", "bad-bucket-name", "typo-subchart",
-         "typo-umbrella"],
+    ids=[
+        "wrong-type",
+        "unknown-provider",
+        "bool-as-string",
+        "port-as-string",
+        "zero-replicas",
+        "bad-quantity",
+        "bad-enum",
+        "privilege-escalation",
+        "bad-bucket-name",
+        "typo-subchart",
+        "typo-umbrella",
+    ],
 )
 def test_schema_rejects_bad_values(helm: str, values: dict, names: list[str]) -> None:
     message = render_error(values, helm=helm)
@@ -120,27 +133,52 @@ def test_schema_rejects_bad_values(helm: str, values: dict, names: list[str]) ->
         assert name in message, message
 
 
-EXTERNAL_STORE = {"provider": "external", "existingSecret": "s3-creds", "external": {"endpoint": "https://s3.example.com"}}
+EXTERNAL_STORE = {
+    "provider": "external",
+    "existingSecret": "s3-creds",
+    "external": {"endpoint": "https://s3.example.com"},
+}
 
 
 @pytest.mark.parametrize(
     ("values", "key"),
     [
-        ({"global": {"objectStore": {**EXTERNAL_STORE, "external": {"endpoint": ""}}}},
-         "global.objectStore.external.endpoint"),
-        ({"global": {"objectStore": {**EXTERNAL_STORE, "existingSecret": ""}}},
-         "global.objectStore.existingSecret"),
+        (
+            {"global": {"objectStore": {**EXTERNAL_STORE, "external": {"endpoint": ""}}}},
+            "global.objectStore.external.endpoint",
+        ),
+        (
+            {"global": {"objectStore": {**EXTERNAL_STORE, "existingSecret": ""}}},
+            "global.objectStore.existingSecret",
+        ),
         ({"postgresql": {"enabled": False}}, "global.externalDatabase.host"),
-        ({"postgresql": {"enabled": False}, "global": {"externalDatabase": {"host": "db.example.com"}}},
-         "global.database.existingSecret"),
+        (
+            {
+                "postgresql": {"enabled": False},
+                "global": {"externalDatabase": {"host": "db.example.com"}},
+            },
+            "global.database.existingSecret",
+        ),
         ({"global": {"externalDatabase": {"host": "db.example.com"}}}, "postgresql.enabled"),
         ({"mlflow": {"ingress": {"enabled": True}}}, "mlflow.ingress.host"),
-        ({"global": {"database": {"databases": {"mlflowAuth": {"name": "auth", "user": "other"}}}}},
-         "global.database.databases.mlflowAuth.user"),
+        (
+            {
+                "global": {
+                    "database": {"databases": {"mlflowAuth": {"name": "auth", "user": "other"}}}
+                }
+            },
+            "global.database.databases.mlflowAuth.user",
+        ),
     ],
-    ids=["external-store-without-endpoint", "external-store-without-credentials",
-         "postgres-disabled-without-external", "external-db-without-secret",
-         "external-db-with-postgres-enabled", "ingress-without-host", "auth-db-other-user"],
+    ids=[
+        "external-store-without-endpoint",
+        "external-store-without-credentials",
+        "postgres-disabled-without-external",
+        "external-db-without-secret",
+        "external-db-with-postgres-enabled",
+        "ingress-without-host",
+        "auth-db-other-user",
+    ],
 )
 def test_inconsistent_values_fail_naming_the_key(helm: str, values: dict, key: str) -> None:
     message = render_error(values, helm=helm)
