@@ -195,12 +195,9 @@ def credential_defaults(node: Any, where: str) -> list[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             named_like_a_credential = re.search(r"password|secret|accesskey|token", key, re.I)
-            # ...Key / ...Name entries name a key or a Secret, they do not hold a credential
-            if (
-                named_like_a_credential
-                and not re.search(r"(Key|Secret|SecretName)$", key)
-                and value
-            ):
+            # accessKeyIdKey, existingSecret, tlsSecretName...: they name a key or a Secret
+            names_a_key = re.search(r"(IdKey|KeyKey|PasswordKey|existingSecret|SecretName)$", key)
+            if named_like_a_credential and not names_a_key and value:
                 found.append(f"{where}.{key}={value!r}")
             found += credential_defaults(value, f"{where}.{key}")
     return found
