@@ -25,8 +25,9 @@ CHART = REPO / "charts" / "trainyard"
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 TOOLS = Path(os.environ.get("TRAINYARD_TOOLS_DIR", REPO / ".tools"))
 HELMS = ("helm3", "helm4")
-# Kubernetes versions every rendered object must validate against (schemas bundled offline).
-KUBERNETES_VERSIONS = ("1.30.0", "1.34.0")
+# Kubernetes versions every rendered object must validate against (schemas bundled offline):
+# the oldest the chart supports (Chart.yaml kubeVersion), 1.30 and 1.34.
+KUBERNETES_VERSIONS = ("1.29.0", "1.30.0", "1.34.0")
 RELEASE = "trainyard"
 NAMESPACE = "trainyard"
 

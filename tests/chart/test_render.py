@@ -242,7 +242,7 @@ def test_release_and_namespace_names_flow_everywhere() -> None:
     assert {"ml-postgresql", "ml-minio", "ml-mlflow", "ml-platform"} <= names
 
 
-def test_chart_files_are_tracked_text() -> None:
+def test_chart_holds_only_text_sources() -> None:
     for path in CHART.rglob("*"):
         if path.is_file():
             assert (

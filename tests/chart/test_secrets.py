@@ -37,7 +37,7 @@ pytestmark = pytest.mark.chart
 GENERATED = {
     f"{RELEASE}-postgresql": {"postgres-password", "airflow-password", "mlflow-password"},
     f"{RELEASE}-objectstore": {"access-key-id", "secret-access-key"},
-    f"{RELEASE}-mlflow-auth": {"admin-password"},
+    f"{RELEASE}-mlflow-auth": {"admin-password", "flask-secret-key"},
 }
 DEFAULT_PASSWORDS = (
     "minioadmin",
@@ -153,6 +153,10 @@ def test_existing_mlflow_admin_secret(helm: str) -> None:
     assert "admin_password" not in base64.b64decode(secret["data"]["basic_auth.ini"]).decode()
     deployment = one(objects, "Deployment", f"{RELEASE}-mlflow")
     env = {e["name"]: e for e in pod_spec(deployment)["containers"][0]["env"]}
+    assert env["MLFLOW_FLASK_SERVER_SECRET_KEY"]["valueFrom"]["secretKeyRef"] == {
+        "name": "mlflow-admin",
+        "key": "flask-secret-key",
+    }
     assert env["MLFLOW_AUTH_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
         "name": "mlflow-admin",
         "key": "admin-password",

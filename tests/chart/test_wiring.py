@@ -273,9 +273,8 @@ def test_a_new_database_reruns_the_ensure_job_and_an_unchanged_list_does_not() -
     assert "serving-password" in one(objects, "Secret", f"{RELEASE}-postgresql")["data"]
 
 
-@pytest.mark.parametrize("helm_", ["helm3", "helm4"])
-def test_external_provider_renders_no_in_cluster_store(helm_: str) -> None:
-    objects = render_chart(values_files=[CHART / "ci" / "external-values.yaml"], helm=helm_)
+def test_external_provider_renders_no_in_cluster_store(helm: str) -> None:
+    objects = render_chart(values_files=[CHART / "ci" / "external-values.yaml"], helm=helm)
     for obj in objects:
         name = obj["metadata"]["labels"]["app.kubernetes.io/name"]
         assert name not in ("minio", "seaweedfs", "postgresql"), (
