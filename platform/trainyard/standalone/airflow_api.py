@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -91,3 +94,24 @@ class AirflowApi:
             stringify=False,
         )
         return entry["value"]
+
+
+def offloaded_location(value: Any) -> tuple[str, str] | None:
+    """(bucket, key) when `value` is XComObjectStorageBackend's reference to an offloaded value.
+
+    The REST API returns what the metadata database holds: for large values that
+    is a reference like `s3://<conn_id>@<bucket>/<key>.gz`, not the value.
+    """
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        return None
+    parts = urlsplit(value)
+    return parts.hostname or "", parts.path.lstrip("/")
+
+
+def read_offloaded(value: Any, s3_client: Any) -> Any:
+    """The value itself: inline values as they are, offloaded ones read from the store."""
+    location = offloaded_location(value)
+    if location is None:
+        return value
+    body = s3_client.get_object(Bucket=location[0], Key=location[1])["Body"].read()
+    return json.loads(gzip.decompress(body) if location[1].endswith(".gz") else body)

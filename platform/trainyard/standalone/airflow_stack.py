@@ -116,7 +116,10 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            # A crashed scheduler's running tasks are reset and rerun within a minute
+            # (defaults: 300 s each), which suits one machine.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
             "AIRFLOW_CONN_" + STORAGE_CONN_ID.upper(): json.dumps(connection),
             "AIRFLOW__CORE__XCOM_BACKEND": (
                 "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend"

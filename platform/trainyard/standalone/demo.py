@@ -22,7 +22,8 @@ from rich.table import Table
 
 from trainyard.errors import StageError
 from trainyard.standalone import runtime
-from trainyard.standalone.airflow_api import AirflowApi, AirflowApiError
+from trainyard.standalone.airflow_api import AirflowApi, AirflowApiError, read_offloaded
+from trainyard.standalone.services import s3_client
 
 DAG_ID = "ml_training_pipeline"
 STATE_STYLE = {
@@ -134,7 +135,11 @@ def collect_summary(api: AirflowApi, run: dict[str, Any], workdir: Path) -> dict
     }
     summary: dict[str, Any] = {"dag_run_id": run_id, "state": run["state"]}
     if states.get(("notify", -1)) == "success":
-        summary.update(api.xcom(DAG_ID, run_id, "notify"))
+        summary.update(
+            read_offloaded(
+                api.xcom(DAG_ID, run_id, "notify"), s3_client(runtime.client_env(workdir))
+            )
+        )
     summary["tasks_failed"] = sorted(
         f"{task}[{index}]" if index >= 0 else task
         for (task, index), state in states.items()

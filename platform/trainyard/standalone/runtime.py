@@ -63,7 +63,15 @@ def platform_config(workdir: Path, s3: S3Server, mlflow_url: str, **overrides: A
         "sensor_timeout_minutes": 10,
         # Endpoints only; credentials reach trainer processes from the Airflow
         # processes' environment, as a Secret would in a pod.
-        "trainer": {"env": {"AWS_ENDPOINT_URL_S3": s3.endpoint, "MLFLOW_TRACKING_URI": mlflow_url}},
+        "trainer": {
+            "env": {
+                "AWS_ENDPOINT_URL_S3": s3.endpoint,
+                "MLFLOW_TRACKING_URI": mlflow_url,
+                # Fail within seconds, not minutes, when the local MLflow is down.
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+            }
+        },
         **overrides,
     }
     path = workdir / "platform.json"

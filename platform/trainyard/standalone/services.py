@@ -32,6 +32,19 @@ def weed_binary() -> str:
     return found
 
 
+def s3_client(env: dict[str, str]) -> Any:
+    """A boto3 S3 client from the variables `S3Server.client_env` lists."""
+    import boto3  # noqa: PLC0415 - only the standalone extra has boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL_S3"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 def identities_file(workdir: Path) -> Path:
     return workdir / "s3-identities.json"
 
@@ -119,16 +132,8 @@ class S3Server:
             client.head_bucket(Bucket=bucket)
         return True
 
-    def client(self) -> Any:  # boto3 ships no type information
-        import boto3  # noqa: PLC0415 - only the standalone extra has boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.endpoint,
-            region_name=REGION,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-        )
+    def client(self) -> Any:
+        return s3_client(self.client_env())
 
     def stop(self) -> None:
         if self.process:

@@ -1,0 +1,157 @@
+"""Airflow's cost on top of the trainer: the pipeline versus a bare loop, and per-trial overhead.
+
+    python benchmarks/pipeline_overhead.py [--trials 4] [--scale 8,64] [--epochs 10]
+
+Starts the standalone platform once, then:
+(a) runs the DAG for one day with --trials trials and, in the same run, a bare
+    loop of the same trainer commands (validate, preprocess, features, every
+    trial, evaluate, deploy) one after another; prints both wall times and
+    their ratio (goal <= 1.15). The DAG's data wait is excluded: the data is
+    published before the trigger.
+(b) runs the DAG with 8 and 64 one-epoch trials and prints the training
+    phase's wall time per trial at each size and their ratio (goal <= 1.2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from trainyard.pipeline import grid
+from trainyard.standalone import runtime
+from trainyard.standalone.airflow_api import AirflowApi
+from trainyard.standalone.demo import DAG_ID, follow, publish, trigger
+
+QUIET = Console(file=io.StringIO())
+
+
+def parse_time(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def dag_run(api: AirflowApi, workdir: Path, date: str, conf: dict[str, Any]) -> dict[str, Any]:
+    publish(workdir, date)
+    run = follow(api, trigger(api, date, conf), 3600, QUIET)
+    assert run["state"] == "success", run
+    tasks = api.task_instances(DAG_ID, run["dag_run_id"])
+    trains = [t for t in tasks if t["task_id"] == "train"]
+    sensor = next(t for t in tasks if t["task_id"] == "wait_for_training_data")
+    return {
+        # From the moment the data was there (sensor done) to the end of the run.
+        "seconds": parse_time(run["end_date"]) - parse_time(sensor["end_date"]),
+        "train_phase": max(parse_time(t["end_date"]) for t in trains)
+        - min(parse_time(t["start_date"]) for t in trains),
+        "trials": len(trains),
+    }
+
+
+def stage(env: dict[str, str], *args: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as xcom:
+        subprocess.run(
+            [sys.executable, "-m", "trainyard.trainer", "--log-level", "WARNING", *args],
+            env={**os.environ, **env, "XCOM_DIR": xcom},
+            check=True,
+            capture_output=True,
+        )
+        result: dict[str, Any] = json.loads(Path(xcom, "return.json").read_text())
+        return result
+
+
+def bare_loop(workdir: Path, date: str, space: dict[str, list[Any]], epochs: int) -> float:
+    env = runtime.client_env(workdir)
+    root = f"s3://datasets/bare/{date}"
+    data = f"s3://datasets/digits/daily/{date}/features.parquet"
+    started = time.perf_counter()
+    stage(env, "validate", "--data", data)
+    stage(env, "preprocess", "--data", data, "--output", f"{root}/prepared")
+    manifest = stage(
+        env, "features", "--prepared", f"{root}/prepared", "--output", f"{root}/features"
+    )["manifest_url"]
+    results = [
+        stage(env, "train", "--features", manifest, *grid.trial_arguments(t, epochs))
+        for t in grid.expand(space, 64)
+    ]
+    best = max(results, key=lambda r: r["val_accuracy"])
+    gate = stage(
+        env,
+        "evaluate",
+        "--model-uri",
+        best["model_uri"],
+        "--features",
+        manifest,
+        "--model-name",
+        "digits-bare",
+    )
+    if gate["deploy"]:
+        stage(
+            env,
+            "deploy",
+            "--model-uri",
+            best["model_uri"],
+            "--run-id",
+            best["run_id"],
+            "--model-name",
+            "digits-bare",
+        )
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--scale", default="8,64", help="trial counts for the per-trial overhead")
+    parser.add_argument("--skip-scale", action="store_true")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
+    platform = runtime.start(workdir)
+    try:
+        api = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
+        api.wait_for_dag(DAG_ID)
+        today = dt.datetime.now(dt.UTC).date()
+        lrs = [0.001 * (i + 1) for i in range(args.trials)]
+        space = {"optimizer": ["adam"], "lr": lrs, "batch_size": [32]}
+        print(f"cores: {os.cpu_count()}; trials: {args.trials}; epochs: {args.epochs}")
+        pipeline = dag_run(
+            api, workdir, today.isoformat(), {"search_space": space, "epochs": args.epochs}
+        )
+        bare = bare_loop(workdir, today.isoformat(), space, args.epochs)
+        print(
+            f"(a) pipeline {pipeline['seconds']:.1f} s, bare loop {bare:.1f} s, "
+            f"ratio {pipeline['seconds'] / bare:.2f} (goal <= 1.15)"
+        )
+        if args.skip_scale:
+            return 0
+        per_trial = {}
+        for offset, trials in enumerate(int(n) for n in args.scale.split(",")):
+            space = {"lr": [0.001 + i * 1e-5 for i in range(trials)]}
+            date = (today - dt.timedelta(days=offset + 1)).isoformat()
+            result = dag_run(
+                api, workdir, date, {"search_space": space, "epochs": 1, "max_trials": trials}
+            )
+            per_trial[trials] = result["train_phase"] / trials
+            print(
+                f"    {trials:>3} trials: training phase {result['train_phase']:.1f} s, "
+                f"{per_trial[trials]:.2f} s per trial"
+            )
+        small, large = (per_trial[int(n)] for n in args.scale.split(","))
+        print(f"(b) per-trial time grows {large / small:.2f}x (goal <= 1.2)")
+    finally:
+        platform.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

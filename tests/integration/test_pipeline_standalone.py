@@ -1,0 +1,241 @@
+"""The training DAG on the standalone platform: real Airflow 3, MLflow and S3 processes.
+
+One platform for the module; each scenario is a DAG run for its own day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+
+from trainyard import storage
+from trainyard.standalone import runtime
+from trainyard.standalone.airflow_api import AirflowApi, offloaded_location, read_offloaded
+from trainyard.standalone.airflow_stack import XCOM_THRESHOLD_BYTES
+from trainyard.standalone.demo import DAG_ID, follow, run_demo, trigger
+from trainyard.trainer.data import build_day
+
+pytestmark = pytest.mark.integration
+
+TODAY = dt.datetime.now(dt.UTC).date()
+MODEL = "digits"
+# Four trials, the last diverges (NaN loss); enough trials that their argument
+# lists exceed the XCom threshold and are offloaded to the object store.
+CRASHING_GRID = {"optimizer": ["sgd"], "lr": [0.1, 0.05, 0.02, 1000000.0], "batch_size": [32]}
+QUIET = Console(file=io.StringIO())
+
+
+def day(offset: int) -> str:
+    return (TODAY - dt.timedelta(days=offset)).isoformat()
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.Platform]:
+    workdir = tmp_path_factory.mktemp("platform")
+    started = runtime.start(workdir)
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+@pytest.fixture(scope="module")
+def api(platform: runtime.Platform) -> AirflowApi:
+    client = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
+    client.wait_for_dag(DAG_ID)
+    return client
+
+
+@pytest.fixture(scope="module")
+def mlflow_client(platform: runtime.Platform) -> MlflowClient:
+    return MlflowClient(tracking_uri=platform.mlflow.url)
+
+
+@pytest.fixture(scope="module")
+def first_run(platform, api):
+    """Today's run (it takes the scheduled slot): a grid where one trial diverges."""
+    summary_file = platform.workdir / "summary.json"
+    summary = run_demo(
+        platform.workdir,
+        day(0),
+        {"search_space": CRASHING_GRID},
+        summary_json=summary_file,
+        timeout_s=900,
+    )
+    return summary, summary_file
+
+
+def states(api: AirflowApi, run_id: str) -> dict[str, str | None]:
+    return {
+        ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"]
+        for ti in api.task_instances(DAG_ID, run_id)
+    }
+
+
+def champion_version(client: MlflowClient) -> str:
+    return str(client.get_model_version_by_alias(MODEL, "champion").version)
+
+
+def s3_keys(platform: runtime.Platform, bucket: str, prefix: str) -> list[str]:
+    pages = (
+        platform.s3.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    )
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def test_full_run_survives_a_crashing_trial_and_deploys(first_run, api, mlflow_client):
+    summary, summary_file = first_run
+    assert summary["state"] == "success"
+    run_states = states(api, summary["dag_run_id"])
+    assert [run_states[f"train[{i}]"] for i in range(4)] == ["success"] * 3 + ["failed"]
+    assert run_states["deploy"] == "success" and run_states["skip_deployment"] == "skipped"
+    assert summary["best_params"]["lr"] in (0.1, 0.05, 0.02)
+    assert summary["candidate_accuracy"] >= 0.90
+    assert summary["deployed"] is True
+    assert summary["champion_version_after"] == champion_version(mlflow_client)
+    assert summary_file.exists()
+    version = mlflow_client.get_model_version(MODEL, summary["champion_version_after"])
+    assert version.run_id == summary["best_run_id"]
+    assert version.tags["airflow.dag_run_id"] == summary["dag_run_id"]
+
+
+def test_task_logs_and_large_xcoms_live_in_the_object_store(first_run, api, platform):
+    run_id = first_run[0]["dag_run_id"]
+    logs = s3_keys(platform, "airflow-logs", f"logs/dag_id={DAG_ID}/run_id={run_id}/")
+    assert any("task_id=train" in key for key in logs)
+    assert any("task_id=data_preparation.validate" in key for key in logs)
+
+    # The metadata database holds only a reference; the value is gzip'd JSON in the bucket.
+    reference = api.xcom(DAG_ID, run_id, "generate_hyperparams")
+    assert offloaded_location(reference) is not None, reference
+    bucket, key = offloaded_location(reference)
+    assert bucket == "airflow-xcom" and key.endswith(".gz")
+    assert key in s3_keys(platform, "airflow-xcom", f"xcom/{DAG_ID}/{run_id}/")
+    trials = read_offloaded(reference, platform.s3.client())
+    assert len(trials) == 4 and trials[0][0] == "train"
+    assert len(json.dumps(trials)) > XCOM_THRESHOLD_BYTES
+    # Small values stay inline in the metadata database.
+    assert api.xcom(DAG_ID, run_id, "select_best", key="run_id") == first_run[0]["best_run_id"]
+
+
+def test_impossible_threshold_skips_deployment(first_run, api, mlflow_client, platform):
+    before = champion_version(mlflow_client)
+    summary = run_demo(
+        platform.workdir,
+        day(1),
+        {"search_space": {"optimizer": ["adam"], "lr": [0.001]}, "min_accuracy": 0.999},
+        timeout_s=900,
+    )
+    assert summary["state"] == "success"
+    assert summary["deployed"] is False
+    assert "below the minimum 0.999" in summary["reason"]
+    run_states = states(api, summary["dag_run_id"])
+    assert run_states["skip_deployment"] == "success" and run_states["deploy"] == "skipped"
+    assert champion_version(mlflow_client) == before
+
+
+def test_corrupt_data_fails_validation_and_nothing_downstream_runs(
+    first_run, api, platform, mlflow_client
+):
+    date = day(2)
+    frame = build_day(dt.date.fromisoformat(date))
+    frame.loc[:20, "pixel_10"] = np.nan
+    platform.s3.client().put_object(
+        Bucket="datasets",
+        Key=f"digits/daily/{date}/features.parquet",
+        Body=storage.parquet_bytes(frame),
+    )
+    versions_before = len(mlflow_client.search_model_versions(f"name='{MODEL}'"))
+    run_id = trigger(api, date, {})
+    run = follow(api, run_id, 600, QUIET)
+    assert run["state"] == "failed"
+    run_states = states(api, run_id)
+    assert run_states["data_preparation.validate"] == "failed"
+    for task in (
+        "data_preparation.preprocess",
+        "generate_hyperparams",
+        "select_best",
+        "evaluate",
+        "deploy",
+        "notify",
+    ):
+        assert run_states[task] == "upstream_failed", task
+    assert len(mlflow_client.search_model_versions(f"name='{MODEL}'")) == versions_before
+    log_key = next(
+        k
+        for k in s3_keys(platform, "airflow-logs", f"logs/dag_id={DAG_ID}/run_id={run_id}/")
+        if "validate" in k
+    )
+    log = (
+        platform.s3.client().get_object(Bucket="airflow-logs", Key=log_key)["Body"].read().decode()
+    )
+    assert "missing values (NaN)" in log
+
+
+def _wait_for(api: AirflowApi, run_id: str, condition, timeout_s: float = 600) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition(states(api, run_id)):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"condition not reached; states: {states(api, run_id)}")
+
+
+def test_mlflow_unreachable_at_evaluate_means_no_deploy(first_run, api, platform, mlflow_client):
+    before = champion_version(mlflow_client)
+    date = day(3)
+    platform.s3.client().put_object(
+        Bucket="datasets",
+        Key=f"digits/daily/{date}/features.parquet",
+        Body=storage.parquet_bytes(build_day(dt.date.fromisoformat(date))),
+    )
+    run_id = trigger(api, date, {"search_space": {"optimizer": ["adam"], "lr": [0.003]}})
+    # Training needs MLflow; take it away once every trial has finished.
+    _wait_for(api, run_id, lambda s: s.get("train[0]") in ("success", "failed"))
+    platform.mlflow.stop()
+    try:
+        run = follow(api, run_id, 600, QUIET)
+    finally:
+        platform.mlflow.start()
+    run_states = states(api, run_id)
+    assert run["state"] == "failed"
+    assert run_states["evaluate"] == "failed"
+    assert run_states["deploy"] in ("upstream_failed", "skipped", None)
+    assert champion_version(mlflow_client) == before
+
+
+def test_run_completes_after_the_scheduler_is_killed(first_run, api, platform):
+    date = day(4)
+    platform.s3.client().put_object(
+        Bucket="datasets",
+        Key=f"digits/daily/{date}/features.parquet",
+        Body=storage.parquet_bytes(build_day(dt.date.fromisoformat(date))),
+    )
+    run_id = trigger(api, date, {"search_space": {"optimizer": ["adam"], "lr": [0.001, 0.003]}})
+    _wait_for(api, run_id, lambda s: "running" in (s.get("train[0]"), s.get("train[1]")))
+    scheduler = platform.airflow.processes["scheduler"]
+    assert scheduler.pid is not None
+    os.killpg(scheduler.pid, signal.SIGKILL)  # the scheduler and its executor's workers
+    scheduler.process.wait()  # type: ignore[union-attr]
+    platform.airflow.restart("scheduler")
+    run = follow(api, run_id, 900, QUIET)
+    assert run["state"] == "success", states(api, run_id)
+    assert states(api, run_id)["notify"] == "success"
+
+
+def test_platform_status_and_clean_shutdown(platform, tmp_path):
+    status = runtime.status(platform.workdir)
+    assert set(status["services"]) >= {"s3", "mlflow", "airflow-scheduler", "airflow-api-server"}
+    assert status["http"]["airflow"] == 200 and status["http"]["mlflow"] == 200
+    assert Path(platform.workdir / "platform.json").exists()

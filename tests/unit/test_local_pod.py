@@ -1,0 +1,49 @@
+"""The standalone pod: same command, env and return.json → XCom contract as a pod."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.exceptions import AirflowException
+
+from trainyard.pipeline.local_pod import LocalPodOperator
+
+pytestmark = pytest.mark.unit
+
+WRITE_RESULT = (
+    "import json, os, pathlib; print('working'); "
+    "pathlib.Path(os.environ['XCOM_DIR'], 'return.json').write_text("
+    "json.dumps({'setting': os.environ['SETTING'], 'args': __import__('sys').argv[1:]}))"
+)
+
+
+def test_result_file_becomes_the_return_value_and_env_reaches_the_process():
+    op = LocalPodOperator(
+        task_id="t",
+        cmds=["python", "-c", WRITE_RESULT],
+        arguments=["a", 1],
+        env_vars={"SETTING": "from-platform"},
+    )
+    assert op.execute({}) == {"setting": "from-platform", "args": ["a", "1"]}
+
+
+def test_a_failing_process_fails_the_task():
+    op = LocalPodOperator(task_id="t", cmds=["python", "-c", "raise SystemExit(3)"])
+    with pytest.raises(AirflowException, match="exited with 3"):
+        op.execute({})
+
+
+def test_success_without_a_result_is_an_error():
+    op = LocalPodOperator(task_id="t", cmds=["python", "-c", "pass"])
+    with pytest.raises(AirflowException, match=r"wrote no return\.json"):
+        op.execute({})
+
+
+def test_real_trainer_stage(tmp_path):
+    op = LocalPodOperator(
+        task_id="publish",
+        cmds=["python", "-m", "trainyard.trainer"],
+        arguments=["publish", "--root", f"file://{tmp_path}", "--date", "2026-11-20"],
+    )
+    result = op.execute({})
+    assert result["rows"] == 1617
+    assert (tmp_path / "daily" / "2026-11-20" / "features.parquet").exists()

@@ -1,0 +1,115 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from trainyard.pipeline import gate, grid, notifications, selection
+from trainyard.pipeline.platform import PlatformConfigError, load, parse
+
+pytestmark = pytest.mark.unit
+
+
+def test_grid_is_the_cartesian_product_in_stable_order():
+    trials = grid.expand({"optimizer": ["adam", "sgd"], "lr": [0.1, 0.01]}, max_trials=8)
+    assert trials == [
+        {"optimizer": "adam", "lr": 0.1},
+        {"optimizer": "adam", "lr": 0.01},
+        {"optimizer": "sgd", "lr": 0.1},
+        {"optimizer": "sgd", "lr": 0.01},
+    ]
+    args = grid.trial_arguments({"optimizer": "sgd", "lr": 0.1, "hidden": [64, 32]}, epochs=5)
+    assert args == ["--epochs", "5", "--optimizer", "sgd", "--lr", "0.1", "--hidden", "64,32"]
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        ({}, "search_space is empty"),
+        ({"learning_rate": [0.1]}, "unknown keys ['learning_rate']"),
+        ({"lr": 0.1}, "search_space.lr: expected a non-empty list"),
+        ({"lr": []}, "search_space.lr: expected a non-empty list"),
+        ({"lr": [1, 2, 3], "batch_size": [1, 2, 3]}, "9 trials, more than max_trials=8"),
+    ],
+)
+def test_bad_search_spaces_are_named(space, message):
+    with pytest.raises(grid.GridError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        grid.expand(space, max_trials=8)
+
+
+def _trial(run_id, val):
+    return {
+        "run_id": run_id,
+        "model_uri": f"models:/m-{run_id}",
+        "val_accuracy": val,
+        "test_accuracy": val,
+        "params": {"lr": 0.1},
+    }
+
+
+def test_select_best_skips_failed_trials():
+    best = selection.select_best([_trial("a", 0.91), None, _trial("b", 0.97), {}])
+    assert best["run_id"] == "b"
+    assert best["trials_succeeded"] == 2
+
+
+def test_select_best_fails_clearly_without_a_success():
+    with pytest.raises(selection.NoSuccessfulTrialError, match="no training trial succeeded"):
+        selection.select_best([None, None])
+
+
+def test_branch_fails_closed():
+    assert gate.branch_for(True) == "deploy"
+    for value in (False, None, "true", 1):
+        assert gate.branch_for(value) == "skip_deployment"
+
+
+def test_platform_config_defaults_and_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRAINYARD_PLATFORM_CONFIG", raising=False)
+    assert load().runtime == "kubernetes"
+    path = tmp_path / "platform.json"
+    path.write_text(json.dumps({"runtime": "standalone", "gpu": {"enabled": True, "count": 4}}))
+    monkeypatch.setenv("TRAINYARD_PLATFORM_CONFIG", str(path))
+    config = load()
+    assert (
+        config.standalone and config.gpu.count == 4 and config.gpu.resource_name == "nvidia.com/gpu"
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"runtime": "docker"}, "runtime: 'docker' is not one of"),
+        ({"gpus": {}}, "unknown keys ['gpus']"),
+        ({"gpu": {"count": "2"}}, "gpu.count: expected int, got '2'"),
+        ({"gpu": {"enabled": "yes"}}, "gpu.enabled: expected bool"),
+        ({"trainer": {"env": ["A=1"]}}, "trainer.env: expected dict"),
+        ({"max_parallel_trials": 0}, "max_parallel_trials: must be at least 1"),
+        ({"trainer": []}, "trainer: expected an object"),
+    ],
+)
+def test_bad_platform_config_names_the_key(data, message):
+    with pytest.raises(PlatformConfigError) as error:
+        parse(data)
+    assert message in str(error.value)
+
+
+def test_missing_platform_file_is_named(tmp_path):
+    with pytest.raises(PlatformConfigError, match="file not found"):
+        load(tmp_path / "nope.json")
+
+
+def test_summary_reports_before_and_after():
+    evaluation = {
+        "candidate_accuracy": 0.97,
+        "champion_version": "3",
+        "champion_accuracy": 0.95,
+        "reason": "beats",
+    }
+    deployed = notifications.summarize("r1", _trial("b", 0.97), evaluation, {"version": "4"})
+    assert deployed["champion_version_before"] == "3"
+    assert deployed["champion_version_after"] == "4"
+    assert deployed["deployed"] is True
+    skipped = notifications.summarize("r2", _trial("b", 0.97), evaluation, None)
+    assert skipped["champion_version_after"] == "3" and skipped["deployed"] is False
+    assert "not deployed (beats)" in notifications.message(skipped)
