@@ -83,38 +83,27 @@ with DAG(
     )
 
     with TaskGroup("data_preparation") as data_preparation:
-        validate = pods.task("validate", "validate", ["--data", DATA])
+        validate = pods.task("validate", {"data": DATA})
         preprocess = pods.task(
-            "preprocess",
-            "preprocess",
-            ["--data", DATA, "--output", WORK + "/prepared", "--seed", "{{ params.seed }}"],
+            "preprocess", {"data": DATA, "output": WORK + "/prepared", "seed": "{{ params.seed }}"}
         )
         features = pods.task(
-            "features",
-            "features",
-            ["--prepared", WORK + "/prepared", "--output", WORK + "/features"],
+            "features", {"prepared": WORK + "/prepared", "output": WORK + "/features"}
         )
         chain(validate, preprocess, features)
 
     @task
     def generate_hyperparams(features_result: dict) -> list[list[str]]:
-        params = get_current_context()["params"]
+        context = get_current_context()
+        params = context["params"]
         trials = grid.expand(params["search_space"], params["max_trials"])
-        return [
-            [
-                "train",
-                "--features",
-                features_result["manifest_url"],
-                "--experiment",
-                platform.experiment,
-                "--run-name",
-                grid.trial_label(trial),
-                "--tag",
-                "airflow.dag_run_id=" + get_current_context()["run_id"],
-                *grid.trial_arguments(trial, params["epochs"]),
-            ]
-            for trial in trials
-        ]
+        return grid.train_arguments(
+            trials,
+            features_result["manifest_url"],
+            platform.experiment,
+            params["epochs"],
+            context["run_id"],
+        )
 
     train = pods.partial(
         "train",
@@ -131,21 +120,14 @@ with DAG(
 
     evaluate = pods.task(
         "evaluate",
-        "evaluate",
-        [
-            "--model-uri",
-            best["model_uri"],
-            "--run-id",
-            best["run_id"],
-            "--features",
-            MANIFEST,
-            "--model-name",
-            platform.model_name,
-            "--min-accuracy",
-            "{{ params.min_accuracy }}",
-            "--min-improvement",
-            "{{ params.min_improvement }}",
-        ],
+        {
+            "model_uri": best["model_uri"],
+            "run_id": best["run_id"],
+            "features": MANIFEST,
+            "model_name": platform.model_name,
+            "min_accuracy": "{{ params.min_accuracy }}",
+            "min_improvement": "{{ params.min_improvement }}",
+        },
         multiple_outputs=True,
     )
 
@@ -154,18 +136,14 @@ with DAG(
         return gate.branch_for(deploy)
 
     deploy = pods.task(
-        gate.DEPLOY_TASK,
         "deploy",
-        [
-            "--model-uri",
-            best["model_uri"],
-            "--run-id",
-            best["run_id"],
-            "--model-name",
-            platform.model_name,
-            "--tag",
-            "airflow.dag_run_id={{ run_id }}",
-        ],
+        {
+            "model_uri": best["model_uri"],
+            "run_id": best["run_id"],
+            "model_name": platform.model_name,
+            "tag": "airflow.dag_run_id={{ run_id }}",
+        },
+        task_id=gate.DEPLOY_TASK,
         outlets=[CHAMPION],
     )
     skip_deployment = EmptyOperator(task_id=gate.SKIP_TASK)

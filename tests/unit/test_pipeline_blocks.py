@@ -6,6 +6,7 @@ import pytest
 
 from trainyard.pipeline import gate, grid, notifications, selection
 from trainyard.pipeline.platform import PlatformConfigError, load, parse
+from trainyard.pipeline.pod_tasks import stage_arguments
 
 pytestmark = pytest.mark.unit
 
@@ -113,3 +114,33 @@ def test_summary_reports_before_and_after():
     skipped = notifications.summarize("r2", _trial("b", 0.97), evaluation, None)
     assert skipped["champion_version_after"] == "3" and skipped["deployed"] is False
     assert "not deployed (beats)" in notifications.message(skipped)
+
+
+def test_options_become_trainer_flags_in_order():
+    assert stage_arguments("evaluate", {"model_uri": "m", "min_accuracy": "{{ params.x }}"}) == [
+        "evaluate",
+        "--model-uri",
+        "m",
+        "--min-accuracy",
+        "{{ params.x }}",
+    ]
+
+
+def test_each_trial_gets_a_full_train_command():
+    trials = grid.expand({"lr": [0.1, 0.2]}, max_trials=4)
+    commands = grid.train_arguments(trials, "s3://b/manifest.json", "exp", 3, "run-1")
+    assert commands[1] == [
+        "train",
+        "--features",
+        "s3://b/manifest.json",
+        "--experiment",
+        "exp",
+        "--run-name",
+        "lr=0.2",
+        "--tag",
+        "airflow.dag_run_id=run-1",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.2",
+    ]

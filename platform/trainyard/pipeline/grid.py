@@ -49,5 +49,22 @@ def trial_arguments(trial: dict[str, Any], epochs: int) -> list[str]:
     return args
 
 
+def train_arguments(
+    trials: list[dict[str, Any]], manifest_url: str, experiment: str, epochs: int, dag_run_id: str
+) -> list[list[str]]:
+    """One full `train` argument list per trial: what the mapped training task expands over."""
+    return [
+        [
+            "train",
+            "--features", manifest_url,
+            "--experiment", experiment,
+            "--run-name", trial_label(trial),
+            "--tag", f"airflow.dag_run_id={dag_run_id}",
+            *trial_arguments(trial, epochs),
+        ]
+        for trial in trials
+    ]  # fmt: skip
+
+
 def trial_label(trial: dict[str, Any]) -> str:
     return " ".join(f"{k}={v}" for k, v in trial.items())

@@ -50,10 +50,12 @@ class PodTasks:
             "deferrable": long_running,
         }
 
-    def task(self, task_id: str, stage: str, arguments: list[Any], **kwargs: Any) -> Any:
-        """A pod task running `stage` with `arguments` (templated; XComArgs allowed)."""
+    def task(
+        self, stage: str, options: dict[str, Any], task_id: str | None = None, **kwargs: Any
+    ) -> Any:
+        """A pod task running `stage`; `options` become `--key value` (templated; XComArgs ok)."""
         return self.operator_class()(
-            **self.kwargs(task_id), arguments=[stage, *arguments], **kwargs
+            **self.kwargs(task_id or stage), arguments=stage_arguments(stage, options), **kwargs
         )
 
     def partial(self, task_id: str, gpu: bool = False, **kwargs: Any) -> Any:
@@ -61,3 +63,11 @@ class PodTasks:
         return self.operator_class().partial(
             **self.kwargs(task_id, gpu=gpu, long_running=True), **kwargs
         )
+
+
+def stage_arguments(stage: str, options: dict[str, Any]) -> list[Any]:
+    """`train`, {"model_uri": x} → ["train", "--model-uri", x]; values stay as given."""
+    arguments: list[Any] = [stage]
+    for key, value in options.items():
+        arguments += [f"--{key.replace('_', '-')}", value]
+    return arguments
