@@ -30,6 +30,8 @@ HELMS = ("helm3", "helm4")
 KUBERNETES_VERSIONS = ("1.29.0", "1.30.0", "1.34.0")
 RELEASE = "trainyard"
 NAMESPACE = "trainyard"
+# global.training.namespace by default: where the DAG launches trainer pods.
+TRAINING_NAMESPACE = "ml-training"
 
 Manifest = dict[str, Any]
 

@@ -78,7 +78,14 @@ def test_schema_is_strict(chart: Path) -> None:
     """Objects with declared properties reject unknown keys (typos fail at render time)."""
     _, schema = load(chart)
     assert schema["additionalProperties"] is False
-    open_objects = {"postgresql", "objectstore", "mlflow", "common"}  # validated by subcharts
+    open_objects = {
+        "postgresql",
+        "objectstore",
+        "mlflow",
+        "airflow",
+        "gpu",
+        "common",
+    }  # validated by subcharts
     for path, sub in schema_paths(schema, schema).items():
         if sub.get("type") == "object" and sub.get("properties") and path not in open_objects:
             assert sub.get("additionalProperties") is not True, path

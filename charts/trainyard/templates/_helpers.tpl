@@ -38,3 +38,73 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{- define "trainyard.trainingNamespace" -}}
+{{- .Values.global.training.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{- define "trainyard.trainer.name" -}}
+{{- include "trainyard.fullname" (dict "root" . "component" "trainer") -}}
+{{- end -}}
+
+{{- define "trainyard.trainer.credentialsSecretName" -}}
+{{- .Values.training.credentialsSecretName | default (printf "%s-credentials" (include "trainyard.trainer.name" .)) -}}
+{{- end -}}
+
+{{/*
+platform.json: what the DAG knows about the cluster (trainyard.pipeline.platform.parse reads
+it). Non-secret only; credentials reach trainer pods as Secrets named in env_from_secrets.
+*/}}
+{{- define "trainyard.platformJson" -}}
+{{- $store := .Values.global.objectStore -}}
+{{- $gpu := .Values.gpu -}}
+{{- $p := .Values.pipeline -}}
+{{- $t := .Values.training -}}
+{{- $env := dict
+  "AWS_ENDPOINT_URL_S3" (include "trainyard.objectStore.endpoint" (dict "root" .))
+  "AWS_DEFAULT_REGION" $store.region
+  "AWS_REGION" $store.region -}}
+{{- if .Values.mlflow.enabled -}}
+{{- $_ := set $env "MLFLOW_TRACKING_URI" (printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" . "component" "mlflow")) .Values.mlflow.service.port) -}}
+{{- end -}}
+{{- $env = merge (deepCopy $t.env) $env -}}
+{{- $gpuConfig := dict
+  "enabled" $gpu.enabled
+  "count" ($gpu.count | int)
+  "resource_name" $gpu.resourceName
+  "tolerations" (include "gpu.tolerations" (dict "Values" $gpu) | fromJsonArray)
+  "node_selector" $gpu.nodePool.labels
+  "affinity" $gpu.affinity
+  "runtime_class_name" ($gpu.runtimeClassName | default nil) -}}
+{{- $config := dict
+  "runtime" "kubernetes"
+  "data_root" (printf "s3://%s/%s" $store.buckets.datasets $p.dataPrefix)
+  "work_root" (printf "s3://%s/%s" $store.buckets.datasets $p.workPrefix)
+  "storage_conn_id" "trainyard_s3"
+  "model_name" $p.modelName
+  "experiment" $p.experiment
+  "max_parallel_trials" ($p.maxParallelTrials | int)
+  "task_retries" ($p.taskRetries | int)
+  "retry_delay_seconds" ($p.retryDelaySeconds | int)
+  "execution_timeout_minutes" ($p.executionTimeoutMinutes | int)
+  "sensor_poke_seconds" ($p.sensorPokeSeconds | int)
+  "sensor_timeout_minutes" ($p.sensorTimeoutMinutes | int)
+  "trainer" (dict
+    "image" (include "trainyard.image" (dict "root" . "image" $t.image "defaultTag" .Chart.AppVersion))
+    "image_pull_policy" $t.image.pullPolicy
+    "namespace" (include "trainyard.trainingNamespace" .)
+    "service_account" (include "trainyard.trainer.name" .)
+    "env" $env
+    "env_from_secrets" (concat (list (include "trainyard.trainer.credentialsSecretName" .)) $t.extraEnvFromSecrets)
+    "resources" $t.resources
+    "labels" (merge (dict "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/name" "trainyard" "app.kubernetes.io/component" "trainer") $t.labels)
+    "annotations" $t.annotations
+    "volumes" (list)
+    "volume_mounts" (list))
+  "gpu" $gpuConfig
+  "notify" (dict
+    "smtp_to" $p.notify.smtpTo
+    "smtp_conn_id" $p.notify.smtpConnId
+    "slack_conn_id" ($p.notify.slackConnId | default nil)) -}}
+{{- toPrettyJson $config -}}
+{{- end -}}

@@ -35,6 +35,17 @@ spec:
         - podSelector:
             matchLabels:
               app.kubernetes.io/instance: {{ .root.Release.Name }}
+        {{- if .training }}
+        {{- /* Trainer pods in the training namespace (only where the caller asks: object store). */}}
+        {{- $ns := .root.Values.global.training.namespace | default .root.Release.Namespace }}
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: {{ $ns }}
+          podSelector:
+            matchLabels:
+              app.kubernetes.io/instance: {{ .root.Release.Name }}
+              app.kubernetes.io/component: trainer
+        {{- end }}
         {{- range .root.Values.global.networkPolicy.extraClients }}
         - {{- toYaml . | nindent 10 }}
         {{- end }}

@@ -1,0 +1,183 @@
+{{- define "airflow.fullname" -}}
+{{- include "trainyard.fullname" (dict "root" . "component" "airflow") -}}
+{{- end -}}
+
+{{/* <release>-airflow-<component>: api-server, scheduler, dag-processor, triggerer, worker. */}}
+{{- define "airflow.componentName" -}}
+{{- include "trainyard.fullname" (dict "root" .root "component" (printf "airflow-%s" .component)) -}}
+{{- end -}}
+
+{{- define "airflow.labels" -}}
+{{- include "trainyard.labels" (dict "root" .root "name" "airflow" "component" .component) -}}
+{{- end -}}
+
+{{- define "airflow.selectorLabels" -}}
+{{- include "trainyard.selectorLabels" (dict "root" .root "name" "airflow" "component" .component) -}}
+{{- end -}}
+
+{{- define "airflow.image" -}}
+{{- include "trainyard.image" (dict "root" . "image" .Values.image "defaultTag" .Chart.AppVersion) -}}
+{{- end -}}
+
+{{- define "airflow.trainingNamespace" -}}
+{{- .Values.global.training.namespace | default .Release.Namespace -}}
+{{- end -}}
+
+{{/* http://<api-server svc>.<ns>.svc:<port>/execution/ : where task pods report. */}}
+{{- define "airflow.executionApiUrl" -}}
+{{- printf "http://%s:%v/execution/" (include "trainyard.serviceHost" (dict "root" . "component" "airflow-api-server")) .Values.apiServer.service.port -}}
+{{- end -}}
+
+{{- define "airflow.secretName" -}}
+{{- include "airflow.fullname" . -}}
+{{- end -}}
+
+{{- define "airflow.passwordsSecretName" -}}
+{{- .Values.auth.existingSecret | default (include "airflow.secretName" .) -}}
+{{- end -}}
+
+{{- define "airflow.platformConfigMap" -}}
+{{- include "trainyard.fullname" (dict "root" . "component" "platform") -}}
+{{- end -}}
+
+{{/*
+The Airflow configuration as section -> key -> value: settings the chart derives from the
+platform (executor, Execution API, database, XCom, logging, auth) under `.Values.config`,
+which wins. Rendered once, into the env ConfigMap (airflow.configEnv).
+*/}}
+{{- define "airflow.config" -}}
+{{- $store := .Values.global.objectStore -}}
+{{- $db := include "trainyard.database.entry" (dict "root" . "database" "airflow") | fromYaml -}}
+{{- $derived := dict
+  "core" (dict
+    "executor" "KubernetesExecutor"
+    "execution_api_server_url" (include "airflow.executionApiUrl" .)
+    "dags_folder" "/opt/airflow/dags"
+    "auth_manager" "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+    "simple_auth_manager_users" (printf "%s:admin" .Values.auth.adminUsername)
+    "simple_auth_manager_passwords_file" "/opt/airflow/auth/passwords.json"
+    "xcom_backend" "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend")
+  "common.io" (dict
+    "xcom_objectstorage_path" (printf "s3://trainyard_s3@%s/xcom" $store.buckets.airflowXcom)
+    "xcom_objectstorage_threshold" (.Values.xcom.thresholdBytes | toString)
+    "xcom_objectstorage_compression" .Values.xcom.compression)
+  "database" (dict
+    "sql_alchemy_conn" (printf "postgresql+psycopg2://%s@%s:%s/%s" $db.user (include "trainyard.database.host" (dict "root" .)) (include "trainyard.database.port" (dict "root" .)) $db.name))
+  "logging" (dict
+    "base_log_folder" "/opt/airflow/logs"
+    "remote_logging" (ternary "True" "False" .Values.remoteLogging.enabled)
+    "remote_base_log_folder" (printf "s3://%s/logs" $store.buckets.airflowLogs)
+    "remote_log_conn_id" "trainyard_s3")
+  "scheduler" (dict
+    "enable_health_check" "True")
+  "kubernetes_executor" (dict
+    "namespace" .Release.Namespace
+    "pod_template_file" "/opt/airflow/pod_templates/pod_template.yaml"
+    "delete_worker_pods" "True"
+    "delete_worker_pods_on_failure" "False")
+-}}
+{{- toYaml (mergeOverwrite $derived (deepCopy .Values.config)) -}}
+{{- end -}}
+
+{{/* The config as env: AIRFLOW__<SECTION>__<KEY> ("common.io" -> COMMON_IO). */}}
+{{- define "airflow.configEnv" -}}
+{{- $config := include "airflow.config" . | fromYaml -}}
+{{- range $section := keys $config | sortAlpha }}
+{{- $keys := index $config $section }}
+{{- range $key := keys $keys | sortAlpha }}
+{{ printf "AIRFLOW__%s__%s" ($section | replace "." "_" | upper) ($key | upper) }}: {{ index $keys $key | toString | quote }}
+{{- end }}
+{{- end }}
+AIRFLOW_HOME: "/opt/airflow"
+# Airflow writes a default airflow.cfg when there is none; the root filesystem is read-only.
+AIRFLOW_CONFIG: "/tmp/airflow.cfg"
+TRAINYARD_PLATFORM_CONFIG: "/opt/trainyard/platform.json"
+# The official entrypoint must not probe the database (task pods have no database access).
+CONNECTION_CHECK_MAX_COUNT: "0"
+{{- end -}}
+
+{{/*
+Env from Secrets, for every Airflow container (`full`) or a worker pod (only the object store
+connection: task pods talk to the Execution API, never to the database).
+
+AIRFLOW_CONN_TRAINYARD_S3 is defined once, here. Its credentials come from the object-store
+Secret (generated or existingSecret), never from values: the JSON uses Kubernetes' $(VAR)
+expansion of the AWS_* variables defined just before it, so no rendered object holds the keys.
+*/}}
+{{- define "airflow.secretEnv" -}}
+{{- $store := .root.Values.global.objectStore -}}
+{{- include "trainyard.objectStore.env" (dict "root" .root) }}
+- name: AIRFLOW_CONN_TRAINYARD_S3
+  value: {{ dict "conn_type" "aws" "login" "$(AWS_ACCESS_KEY_ID)" "password" "$(AWS_SECRET_ACCESS_KEY)" "extra" (dict "endpoint_url" (include "trainyard.objectStore.endpoint" (dict "root" .root)) "region_name" $store.region) | toJson | quote }}
+{{- if .full }}
+{{ include "trainyard.database.env" (dict "root" .root "database" "airflow") }}
+{{- $secrets := .root.Values.keys }}
+{{- range $name, $var := dict "fernet" "AIRFLOW__CORE__FERNET_KEY" "jwt" "AIRFLOW__API_AUTH__JWT_SECRET" "apiSession" "AIRFLOW__API__SECRET_KEY" }}
+{{- $secret := index $secrets $name }}
+- name: {{ $var }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $secret.existingSecret | default (include "airflow.secretName" $.root) | quote }}
+      key: {{ $secret.key | quote }}
+{{- end }}
+{{- end }}
+{{- with .root.Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{/*
+The service-account token, mounted explicitly for the components that call the Kubernetes API
+(pods keep automountServiceAccountToken: false; only these get a short-lived projected token).
+*/}}
+{{- define "airflow.tokenVolume" -}}
+- name: kube-api-access
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                fieldPath: metadata.namespace
+{{- end -}}
+
+{{- define "airflow.tokenMount" -}}
+- name: kube-api-access
+  mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+  readOnly: true
+{{- end -}}
+
+{{/* Volumes every Airflow pod has: scratch space, task-log folder, the platform config. */}}
+{{- define "airflow.commonVolumes" -}}
+- name: tmp
+  emptyDir: {}
+- name: logs
+  emptyDir: {}
+- name: platform-config
+  configMap:
+    name: {{ include "airflow.platformConfigMap" . }}
+    items:
+      - key: platform.json
+        path: platform.json
+{{- end -}}
+
+{{- define "airflow.commonMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: logs
+  mountPath: /opt/airflow/logs
+# A directory mount (no subPath): ConfigMap updates reach running pods; the DAG reads the
+# file when it is parsed.
+- name: platform-config
+  mountPath: /opt/trainyard
+  readOnly: true
+{{- end -}}
