@@ -435,6 +435,7 @@ def test_platform_json_follows_the_values() -> None:
     values = {
         "global": {"objectStore": {"buckets": {"datasets": "acme-data"}}},
         "pipeline": {"modelName": "mnist", "maxParallelTrials": 8},
+        "serving": {"modelName": "mnist"},
         "training": {"extraEnvFromSecrets": ["hf-token"], "env": {"HF_HOME": "/tmp/hf"}},
         "gpu": {"nodePool": {"taint": {"key": "sku", "value": "", "effect": "NoExecute"}}},
     }

@@ -25,10 +25,12 @@ from .conftest import (
     CI_VALUES,
     RELEASE,
     containers,
+    env_of,
     find,
     one,
     pod_spec,
     render_chart,
+    render_error,
     workloads,
 )
 
@@ -148,7 +150,11 @@ def secret_refs(objects: list[dict]) -> set[str]:
 
 
 def test_existing_mlflow_admin_secret(helm: str) -> None:
-    objects = render_chart({"mlflow": {"auth": {"existingSecret": "mlflow-admin"}}}, helm=helm)
+    values = {
+        "mlflow": {"auth": {"existingSecret": "mlflow-admin"}},
+        "serving": {"mlflow": {"existingSecret": "mlflow-admin"}},
+    }
+    objects = render_chart(values, helm=helm)
     secret = one(objects, "Secret", f"{RELEASE}-mlflow-auth")
     assert "admin-password" not in secret["data"]
     assert "admin_password" not in base64.b64decode(secret["data"]["basic_auth.ini"]).decode()
@@ -164,6 +170,11 @@ def test_existing_mlflow_admin_secret(helm: str) -> None:
     }
     test_pod = one(objects, "Pod", f"{RELEASE}-test-mlflow")
     assert "mlflow-admin" in json.dumps(test_pod)
+    serving = env_of(pod_spec(one(objects, "Deployment", f"{RELEASE}-serving"))["containers"][0])
+    assert serving["MLFLOW_TRACKING_PASSWORD"]["secretKeyRef"]["name"] == "mlflow-admin"
+    # the model server cannot see mlflow.auth: forgetting it fails the render, naming the key
+    error = render_error({"mlflow": {"auth": {"existingSecret": "mlflow-admin"}}}, helm=helm)
+    assert "serving.mlflow.existingSecret" in error
 
 
 @pytest.mark.parametrize(

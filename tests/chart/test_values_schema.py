@@ -84,6 +84,7 @@ def test_schema_is_strict(chart: Path) -> None:
         "mlflow",
         "airflow",
         "gpu",
+        "serving",
         "common",
     }  # validated by subcharts
     for path, sub in schema_paths(schema, schema).items():

@@ -26,6 +26,15 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- if and $db.host (not .Values.global.database.existingSecret) -}}
 {{- fail "global.database.existingSecret is required with an external database (global.externalDatabase.host): a Secret with one `<user>-password` key per user in global.database.databases" -}}
 {{- end -}}
+{{- if and .Values.serving.enabled (ne .Values.serving.modelName .Values.pipeline.modelName) -}}
+{{- fail (printf "serving.modelName (%s) must equal pipeline.modelName (%s): the server serves the model the DAG registers" .Values.serving.modelName .Values.pipeline.modelName) -}}
+{{- end -}}
+{{- if and .Values.serving.enabled .Values.mlflow.enabled .Values.mlflow.auth.existingSecret (not .Values.serving.mlflow.existingSecret) -}}
+{{- fail (printf "mlflow.auth.existingSecret is set (%s): set serving.mlflow.existingSecret too (the model server's MLflow password)" .Values.mlflow.auth.existingSecret) -}}
+{{- end -}}
+{{- if and .Values.serving.enabled (not .Values.mlflow.enabled) -}}
+{{- fail "serving.enabled needs mlflow.enabled: the model server loads the champion from the MLflow registry" -}}
+{{- end -}}
 {{- if not (has $store.provider (list "minio" "seaweedfs" "external")) -}}
 {{- fail (printf "global.objectStore.provider must be one of minio, seaweedfs, external (got %q)" $store.provider) -}}
 {{- end -}}
