@@ -350,16 +350,32 @@ print(json.dumps(pods))
 """
 
 
+def airflow_python() -> str:
+    """A Python with Airflow, the cncf-kubernetes provider and trainyard: this one (the project
+    venv with the `airflow` extra), else $TRAINYARD_AIRFLOW_PYTHON; skips, saying so, if none."""
+    probe = "import airflow.providers.cncf.kubernetes, trainyard.pipeline.pod_tasks"
+    for python in (sys.executable, os.environ.get("TRAINYARD_AIRFLOW_PYTHON")):
+        if not python:
+            continue
+        found = subprocess.run([python, "-c", probe], capture_output=True, check=False)
+        if found.returncode == 0:
+            return python
+    pytest.skip(
+        "needs Airflow + apache-airflow-providers-cncf-kubernetes: pip install -e '.[airflow]' "
+        "or set TRAINYARD_AIRFLOW_PYTHON to a Python that has them"
+    )
+
+
 def build_trainer_pods(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The DAG's `train` pods from platform.json documents, as Kubernetes (camelCase) dicts.
 
     Runs the project's Airflow in a subprocess with its own AIRFLOW_HOME (nothing leaks into
     this process or the user's ~/airflow).
     """
-    pytest.importorskip("airflow.providers.cncf.kubernetes", reason="needs the project venv")
+    python = airflow_python()
     with tempfile.TemporaryDirectory() as home:
         proc = subprocess.run(
-            [sys.executable, "-c", BUILD_PODS],
+            [python, "-c", BUILD_PODS],
             input=json.dumps(documents),
             capture_output=True,
             text=True,
