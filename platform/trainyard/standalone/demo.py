@@ -161,8 +161,9 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
             f"accuracy: validation {summary['best_val_accuracy']:.4f}, "
             f"test {summary['candidate_accuracy']:.4f}"
         )
+        before = summary["champion_version_before"]
         console.print(
-            f"champion: v{summary['champion_version_before']} before → "
+            f"champion: {f'v{before}' if before else 'none'} before → "
             f"v{summary['champion_version_after']} after; "
             f"{'deployed' if summary['deployed'] else 'not deployed'} ({summary['reason']})"
         )
