@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -66,6 +68,19 @@ def test_deploy_step_may_patch_exactly_the_serving_deployment(helm: str) -> None
     ]
     trainer = one(objects, "ServiceAccount", f"{RELEASE}-trainer")
     assert trainer["metadata"]["namespace"] == TRAINING_NAMESPACE
+
+
+def test_trainer_pods_are_told_where_the_model_server_is() -> None:
+    objects = render_chart()
+    platform = json.loads(one(objects, "ConfigMap", f"{RELEASE}-platform")["data"]["platform.json"])
+    env = platform["trainer"]["env"]
+    assert env["TRAINYARD_SERVING_DEPLOYMENT"] == SERVING
+    assert env["TRAINYARD_SERVING_NAMESPACE"] == NAMESPACE
+    assert env["TRAINYARD_SERVING_URL"] == f"http://{SERVING}.{NAMESPACE}.svc:8080"
+    one(objects, "Deployment", env["TRAINYARD_SERVING_DEPLOYMENT"])
+    off = render_chart({"serving": {"enabled": False}})
+    off_env = json.loads(one(off, "ConfigMap", f"{RELEASE}-platform")["data"]["platform.json"])
+    assert "TRAINYARD_SERVING_URL" not in off_env["trainer"]["env"]
 
 
 def test_smoke_test_traffic_from_trainer_pods_is_admitted() -> None:

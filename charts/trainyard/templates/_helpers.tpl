@@ -76,6 +76,12 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
 {{- if .Values.mlflow.enabled -}}
 {{- $_ := set $env "MLFLOW_TRACKING_URI" (printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" . "component" "mlflow")) .Values.mlflow.service.port) -}}
 {{- end -}}
+{{- if .Values.serving.enabled -}}
+{{- /* Where the deploy step rolls out and smoke-tests the model server. */ -}}
+{{- $_ := set $env "TRAINYARD_SERVING_DEPLOYMENT" (include "trainyard.fullname" (dict "root" . "component" "serving")) -}}
+{{- $_ := set $env "TRAINYARD_SERVING_NAMESPACE" .Release.Namespace -}}
+{{- $_ := set $env "TRAINYARD_SERVING_URL" (printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" . "component" "serving")) .Values.serving.service.port) -}}
+{{- end -}}
 {{- $env = merge (deepCopy $t.env) $env -}}
 {{- $gpuConfig := dict
   "enabled" $gpu.enabled
