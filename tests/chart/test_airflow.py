@@ -351,19 +351,14 @@ print(json.dumps(pods))
 
 
 def airflow_python() -> str:
-    """A Python with Airflow, the cncf-kubernetes provider and trainyard: this one (the project
-    venv with the `airflow` extra), else $TRAINYARD_AIRFLOW_PYTHON; skips, saying so, if none."""
+    """This interpreter: the test extra installs Airflow and the cncf-kubernetes provider."""
     probe = "import airflow.providers.cncf.kubernetes, trainyard.pipeline.pod_tasks"
-    for python in (sys.executable, os.environ.get("TRAINYARD_AIRFLOW_PYTHON")):
-        if not python:
-            continue
-        found = subprocess.run([python, "-c", probe], capture_output=True, check=False)
-        if found.returncode == 0:
-            return python
-    pytest.skip(
-        "needs Airflow + apache-airflow-providers-cncf-kubernetes: pip install -e '.[airflow]' "
-        "or set TRAINYARD_AIRFLOW_PYTHON to a Python that has them"
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=False)
+    assert found.returncode == 0, (
+        "Airflow and its cncf-kubernetes provider are test dependencies: run `make test` "
+        f"(pip install -e '.[test]'); {found.stderr.decode()[-500:]}"
     )
+    return sys.executable
 
 
 def build_trainer_pods(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
