@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import io
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,9 +27,11 @@ from typing import Any
 from rich.console import Console
 
 from trainyard.pipeline import grid
+from trainyard.pipeline.pod_tasks import stage_arguments
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import AirflowApi
 from trainyard.standalone.demo import DAG_ID, follow, publish, trigger
+from trainyard.standalone.stages import run_stage
 
 QUIET = Console(file=io.StringIO())
 
@@ -56,54 +56,25 @@ def dag_run(api: AirflowApi, workdir: Path, date: str, conf: dict[str, Any]) -> 
     }
 
 
-def stage(env: dict[str, str], *args: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as xcom:
-        subprocess.run(
-            [sys.executable, "-m", "trainyard.trainer", "--log-level", "WARNING", *args],
-            env={**os.environ, **env, "XCOM_DIR": xcom},
-            check=True,
-            capture_output=True,
-        )
-        result: dict[str, Any] = json.loads(Path(xcom, "return.json").read_text())
-        return result
-
-
 def bare_loop(workdir: Path, date: str, space: dict[str, list[Any]], epochs: int) -> float:
     env = runtime.client_env(workdir)
     root = f"s3://datasets/bare/{date}"
     data = f"s3://datasets/digits/daily/{date}/features.parquet"
     started = time.perf_counter()
-    stage(env, "validate", "--data", data)
-    stage(env, "preprocess", "--data", data, "--output", f"{root}/prepared")
-    manifest = stage(
-        env, "features", "--prepared", f"{root}/prepared", "--output", f"{root}/features"
-    )["manifest_url"]
+    # The same stage arguments the DAG's pod tasks build.
+    run_stage(stage_arguments("validate", {"data": data}), env)
+    run_stage(stage_arguments("preprocess", {"data": data, "output": f"{root}/prepared"}), env)
+    features = {"prepared": f"{root}/prepared", "output": f"{root}/features"}
+    manifest = run_stage(stage_arguments("features", features), env)["manifest_url"]
     results = [
-        stage(env, "train", "--features", manifest, *grid.trial_arguments(t, epochs))
+        run_stage(["train", "--features", manifest, *grid.trial_arguments(t, epochs)], env)
         for t in grid.expand(space, 64)
     ]
     best = max(results, key=lambda r: r["val_accuracy"])
-    gate = stage(
-        env,
-        "evaluate",
-        "--model-uri",
-        best["model_uri"],
-        "--features",
-        manifest,
-        "--model-name",
-        "digits-bare",
-    )
+    candidate = {"model_uri": best["model_uri"], "model_name": "digits-bare"}
+    gate = run_stage(stage_arguments("evaluate", {**candidate, "features": manifest}), env)
     if gate["deploy"]:
-        stage(
-            env,
-            "deploy",
-            "--model-uri",
-            best["model_uri"],
-            "--run-id",
-            best["run_id"],
-            "--model-name",
-            "digits-bare",
-        )
+        run_stage(stage_arguments("deploy", {**candidate, "run_id": best["run_id"]}), env)
     return time.perf_counter() - started
 
 

@@ -21,6 +21,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from trainyard.trainer.xcom import RETURN_FILE
+
 
 class LocalPodOperator(BaseOperator):
     template_fields: Sequence[str] = ("arguments", "env_vars")
@@ -65,9 +67,9 @@ class LocalPodOperator(BaseOperator):
             code = self._process.wait()
             if code != 0:
                 raise AirflowException(f"{self.cmds[-1]} {self.arguments[:1]} exited with {code}")
-            result_file = Path(xcom_dir, "return.json")
             if not self.do_xcom_push:
                 return None
+            result_file = Path(xcom_dir, RETURN_FILE)
             if not result_file.exists():
                 raise AirflowException("the process succeeded but wrote no return.json")
             return json.loads(result_file.read_text())

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +21,7 @@ from trainyard.errors import StageError
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import AirflowApi, AirflowApiError, read_offloaded
 from trainyard.standalone.services import s3_client
+from trainyard.standalone.stages import run_stage
 
 DAG_ID = "ml_training_pipeline"
 STATE_STYLE = {
@@ -39,30 +37,8 @@ STATE_STYLE = {
 
 
 def publish(workdir: Path, date: str) -> str:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "trainyard.trainer",
-            "--log-level",
-            "WARNING",
-            "--xcom-dir",
-            str(workdir / "xcom"),
-            "publish",
-            "--root",
-            "s3://datasets/digits",
-            "--date",
-            date,
-        ],
-        env={**os.environ, **runtime.client_env(workdir)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise StageError(f"could not publish data for {date}: {proc.stderr.strip()[-1000:]}")
-    result: dict[str, Any] = json.loads((workdir / "xcom" / "return.json").read_text())
-    return str(result["data_url"])
+    args = ["publish", "--root", "s3://datasets/digits", "--date", date]
+    return str(run_stage(args, runtime.client_env(workdir))["data_url"])
 
 
 def trigger(api: AirflowApi, date: str, conf: dict[str, Any]) -> str:
@@ -209,7 +185,6 @@ def run_demo(
         if platform and not keep:
             console.print("stopping the platform (--keep leaves it up)")
             platform.stop()
-            (workdir.resolve() / "state.json").unlink(missing_ok=True)
     if summary["state"] != "success":
         raise StageError(f"run {summary['dag_run_id']} ended {summary['state']}")
     return summary

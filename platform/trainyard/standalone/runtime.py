@@ -46,6 +46,7 @@ class Platform:
         self.airflow.stop()
         self.mlflow.stop()
         self.s3.stop()
+        (self.workdir / "state.json").unlink(missing_ok=True)
 
 
 def platform_config(workdir: Path, s3: S3Server, mlflow_url: str, **overrides: Any) -> Path:
