@@ -4,7 +4,8 @@
 Daily: wait for the day's data in the object store → validate, preprocess and
 engineer features → train a hyperparameter grid as mapped (GPU) pod tasks →
 select the best trial → gate it against the MLflow `champion` (fails closed) →
-deploy (move the `champion` alias) or skip → notify.
+deploy (move the `champion` alias, roll the model server out, smoke-test it, and move
+the alias back if it fails) or skip → notify.
 
 Every trainer step is `python -m trainyard.trainer <stage>`: a pod on
 Kubernetes, a local process in standalone mode, chosen by the platform config
@@ -141,6 +142,7 @@ with DAG(
             "model_uri": best["model_uri"],
             "run_id": best["run_id"],
             "model_name": platform.model_name,
+            "features": MANIFEST,
             "tag": "airflow.dag_run_id={{ run_id }}",
         },
         task_id=gate.DEPLOY_TASK,

@@ -7,12 +7,20 @@ stage's return.json exactly as the KubernetesPodOperator reads them.
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import mlflow
+import numpy as np
 import pytest
+import requests
 from mlflow import MlflowClient
 from mlflow.models import Model
 
 from trainyard.standalone.processes import free_port
+from trainyard.trainer.features import load_manifest, load_raw_holdout
+from trainyard.trainer.serving import LocalModelServer
 
 pytestmark = pytest.mark.integration
 
@@ -217,3 +225,77 @@ def test_evaluate_with_mlflow_unreachable_does_not_recommend_deploying(
     assert gate["champion_status"] == "unreadable"
     assert gate["candidate_accuracy"] >= 0.90
     assert "failing closed" in gate["reason"]
+
+
+class _WrongServer(BaseHTTPRequestHandler):
+    """Holds the model server's port and answers every request as class 0."""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+
+    def do_POST(self) -> None:
+        rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"]
+        body = json.dumps({"predictions": [[1.0] + [0.0] * 9 for _ in rows]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_deploy_rolls_out_the_model_server_and_rolls_back_when_it_fails(
+    stage, manifest_url, trials, client, services, tmp_path, monkeypatch
+):
+    model = "digits-served"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serving_env = {"TRAINYARD_SERVING_LOCAL_DIR": str(tmp_path), "TRAINYARD_SERVING_URL": url}
+    server = LocalModelServer(tmp_path, url)
+
+    def deploy(trial):
+        return stage(
+            "deploy",
+            "--model-uri",
+            trial["model_uri"],
+            "--run-id",
+            trial["run_id"],
+            "--model-name",
+            model,
+            "--features",
+            manifest_url,
+            env=serving_env,
+        )
+
+    try:
+        first = deploy(trials["adam"]).result
+        assert first["serving"]["smoke_test_rows"] == 32
+        assert first["serving"]["target"] == f"local model server at {url}"
+        # The server answers for the champion: raw pixels in, ten scores per row out.
+        for name, value in services.env.items():
+            monkeypatch.setenv(name, value)
+        x, y = load_raw_holdout(load_manifest(manifest_url))
+        answer = requests.post(url + "/invocations", json={"inputs": x[:50].tolist()}, timeout=30)
+        predicted = np.asarray(answer.json()["predictions"]).argmax(axis=1)
+        assert (predicted == y[:50].numpy()).mean() >= 0.9
+        server.retire()
+
+        # Something else holds the port and answers wrongly: the rollout of the next version
+        # fails, `champion` goes back to the first version and the stage fails.
+        impostor = ThreadingHTTPServer(("127.0.0.1", port), _WrongServer)
+        threading.Thread(target=impostor.serve_forever, daemon=True).start()
+        try:
+            failed = deploy(trials["sgd"])
+        finally:
+            impostor.shutdown()
+            impostor.server_close()
+        assert failed.returncode == 1
+        assert "failed with v2" in failed.stderr
+        assert f"champion is v{first['version']} again" in failed.stderr
+        assert not failed.xcom_file.exists()
+        assert client.get_model_version_by_alias(model, "champion").version == first["version"]
+        assert client.get_model_version(model, "2").tags["trainyard.rolled_back"] == "true"
+    finally:
+        server.retire()

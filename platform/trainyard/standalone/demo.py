@@ -124,6 +124,7 @@ def collect_summary(api: AirflowApi, run: dict[str, Any], workdir: Path) -> dict
     urls = runtime.read_state(workdir)["urls"]
     summary["airflow_url"] = f"{urls['airflow']}/dags/{DAG_ID}/runs/{run_id}"
     summary["mlflow_url"] = urls["mlflow"]
+    summary["serving_url"] = urls["serving"]
     return summary
 
 
@@ -150,6 +151,7 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         f"{runtime.read_state(Path(summary['workdir']))['airflow_password_file']})"
     )
     console.print(f"MLflow UI:  {summary['mlflow_url']}")
+    console.print(f"Model server (the champion): POST {summary['serving_url']}/invocations")
 
 
 def run_demo(

@@ -61,6 +61,7 @@ class ManagedProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command,
+                stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env=self.env,

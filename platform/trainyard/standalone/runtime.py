@@ -14,8 +14,9 @@ from typing import Any
 
 from trainyard.errors import StageError
 from trainyard.standalone.airflow_stack import ADMIN_USER, STORAGE_CONN_ID, AirflowStack
-from trainyard.standalone.processes import pid_alive, stop_group
+from trainyard.standalone.processes import free_port, pid_alive, stop_group
 from trainyard.standalone.services import REGION, MlflowServer, S3Server, load_credentials
+from trainyard.trainer.serving import LOCAL_DIR_ENV, URL_ENV, LocalModelServer
 
 REPO_DAGS = Path(__file__).resolve().parents[3] / "dags"
 
@@ -25,6 +26,8 @@ class Platform:
     s3: S3Server
     mlflow: MlflowServer
     airflow: AirflowStack
+    # Started by the pipeline's deploy step once there is a champion, not by `up`.
+    model_server: LocalModelServer
     workdir: Path
 
     def state(self) -> dict[str, Any]:
@@ -36,7 +39,9 @@ class Platform:
                 "airflow": self.airflow.url,
                 "mlflow": self.mlflow.url,
                 "s3": self.s3.endpoint,
+                "serving": self.model_server.url,
             },
+            "serving_dir": str(self.model_server.folder),
             "pids": {name: proc.pid for name, proc in processes.items() if proc},
             "airflow_user": ADMIN_USER,
             "airflow_password_file": str(self.airflow.password_file),
@@ -44,13 +49,17 @@ class Platform:
 
     def stop(self) -> None:
         self.airflow.stop()
+        self.model_server.retire()
         self.mlflow.stop()
         self.s3.stop()
         (self.workdir / "state.json").unlink(missing_ok=True)
 
 
-def platform_config(workdir: Path, s3: S3Server, mlflow_url: str, **overrides: Any) -> Path:
-    """The standalone platform config: local processes, the local S3 store and MLflow."""
+def platform_config(
+    workdir: Path, s3: S3Server, mlflow_url: str, model_server: LocalModelServer, **overrides: Any
+) -> Path:
+    """The standalone platform config: local processes, the local S3 store, MLflow and the
+    local model server the deploy step rolls out."""
     config = {
         "runtime": "standalone",
         "data_root": "s3://datasets/digits",
@@ -71,6 +80,8 @@ def platform_config(workdir: Path, s3: S3Server, mlflow_url: str, **overrides: A
                 # Fail within seconds, not minutes, when the local MLflow is down.
                 "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                URL_ENV: model_server.url,
+                LOCAL_DIR_ENV: str(model_server.folder),
             }
         },
         **overrides,
@@ -93,14 +104,15 @@ def start(
     workdir.mkdir(parents=True, exist_ok=True)
     s3 = S3Server(workdir / "s3")
     mlflow = MlflowServer(workdir / "mlflow", s3, backend_store_uri=mlflow_backend)
+    model_server = LocalModelServer(workdir / "serving", f"http://127.0.0.1:{free_port()}")
     airflow = AirflowStack(
         workdir / "airflow",
         dags_folder,
         s3,
         mlflow.url,
-        platform_config(workdir, s3, mlflow.url, **config_overrides),
+        platform_config(workdir, s3, mlflow.url, model_server, **config_overrides),
     )
-    platform = Platform(s3, mlflow, airflow, workdir)
+    platform = Platform(s3, mlflow, airflow, model_server, workdir)
     try:
         s3.start()
         mlflow.start()
@@ -129,6 +141,10 @@ def stop(workdir: Path) -> list[str]:
         if pid_alive(pid):
             stop_group(pid)
             stopped.append(name)
+    model_server = LocalModelServer(Path(state["serving_dir"]), state["urls"]["serving"])
+    if model_server.running_pid() is not None:
+        model_server.retire()
+        stopped.append("serving")
     (workdir.resolve() / "state.json").unlink()
     return stopped
 
@@ -138,7 +154,12 @@ def status(workdir: Path) -> dict[str, Any]:
     services = {
         name: "running" if pid_alive(pid) else "stopped" for name, pid in state["pids"].items()
     }
-    probes = {"airflow": "/api/v2/monitor/health", "mlflow": "/health", "s3": "/"}
+    probes = {
+        "airflow": "/api/v2/monitor/health",
+        "mlflow": "/health",
+        "s3": "/",
+        "serving": "/ping",
+    }
     answers = {}
     for name, url in state["urls"].items():
         try:

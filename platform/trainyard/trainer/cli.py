@@ -97,7 +97,7 @@ def _evaluate(a: argparse.Namespace) -> dict[str, Any]:
 def _deploy(a: argparse.Namespace) -> dict[str, Any]:
     from trainyard.trainer.deploy import deploy
 
-    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag))
+    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag), a.features)
 
 
 def _rollback(a: argparse.Namespace) -> dict[str, Any]:
@@ -199,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-uri", required=True)
     p.add_argument("--run-id", required=True)
     p.add_argument("--model-name", required=True)
+    p.add_argument(
+        "--features",
+        default=None,
+        help="URL of the feature manifest.json: held-out rows for the model server's smoke test",
+    )
     p.add_argument(
         "--tag",
         action="append",

@@ -1,26 +1,36 @@
-"""Promote a model: register it, move `champion` to it and keep the old one as `previous`.
+"""Promote a model: register it, move `champion` to it and keep the old one as `previous`,
+then roll the model server out and smoke-test it.
 
 Re-running deploy for the same run reuses the version already registered from
-it, so a retried task does not pile up versions. `rollback` is the inverse:
-`champion` goes back to `previous`.
+it, so a retried task does not pile up versions. If the server does not come up
+with the new champion or answers wrongly, `champion` goes back to `previous`,
+the server is rolled out again, and the stage fails. `rollback` is that inverse
+on its own: `champion` goes back to `previous`.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 import mlflow
+import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from trainyard.errors import StageError
+from trainyard.trainer import serving
+from trainyard.trainer.features import load_manifest, load_raw_holdout
 from trainyard.trainer.registry import CHAMPION, PREVIOUS, champion_uri, read_aliases
 
 log = logging.getLogger(__name__)
 
 REGISTRATION_TIMEOUT_S = 300
+# Held-out rows sent to the model server after a rollout.
+SMOKE_ROWS = 32
+REJECTED_TAG = "trainyard.rolled_back"
 
 
 def _ensure_registered_model(client: MlflowClient, model_name: str) -> None:
@@ -40,6 +50,85 @@ def _version_for_run(client: MlflowClient, model_name: str, run_id: str) -> str 
 
 
 def deploy(
+    model_uri: str,
+    run_id: str,
+    model_name: str,
+    tags: dict[str, str] | None = None,
+    features_url: str | None = None,
+) -> dict[str, Any]:
+    server = serving.from_environment()
+    # Before anything moves: the rows and answers the server must reproduce.
+    smoke = smoke_rows(model_uri, features_url) if server else None
+    promoted = promote(model_uri, run_id, model_name, tags)
+    if server is None:
+        log.info("no model server configured: the alias move is the deployment")
+        return {**promoted, "serving": None}
+    assert smoke is not None
+    return {**promoted, "serving": serve(server, promoted, *smoke)}
+
+
+def smoke_rows(model_uri: str, features_url: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out raw rows and the candidate's own outputs for them."""
+    if not features_url:
+        raise StageError("a model server is configured: --features is needed for its smoke test")
+    x, _ = load_raw_holdout(load_manifest(features_url))
+    rows = x[:SMOKE_ROWS].numpy()
+    try:
+        expected = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(rows))
+    except Exception as exc:
+        raise StageError(f"cannot load {model_uri} to prepare the smoke test: {exc}") from exc
+    return rows, expected
+
+
+def serve(
+    server: serving.ModelServer, promoted: dict[str, Any], rows: np.ndarray, expected: np.ndarray
+) -> dict[str, Any]:
+    name, version = promoted["model_name"], promoted["version"]
+    started = time.monotonic()
+    try:
+        server.roll_out(name, version)
+        checked = serving.smoke_test(server.url, rows, expected)
+    except serving.ServingError as exc:
+        log.error("%s failed with %s v%s: %s", server.describe(), name, version, exc)
+        outcome = restore(server, name, promoted["previous_version"])
+        raise StageError(f"{server.describe()} failed with v{version}: {exc}; {outcome}") from exc
+    seconds = round(time.monotonic() - started, 1)
+    log.info("%s serves v%s; smoke test passed on %d rows", server.describe(), version, checked)
+    return {
+        "target": server.describe(),
+        "url": server.url,
+        "smoke_test_rows": checked,
+        "rollout_seconds": seconds,
+    }
+
+
+def restore(server: serving.ModelServer, name: str, previous: str | None) -> str:
+    """After a failed rollout: the alias back first, then the server (what is said happened)."""
+    if previous is None:
+        withdraw(name)
+        server.retire()
+        return "there was no previous champion: the alias was removed and the server stopped"
+    restored = rollback(name)["version"]
+    try:
+        server.roll_out(name, restored)
+    except serving.ServingError as exc:
+        return f"champion is v{restored} again but the server did not come back: {exc}"
+    return f"rolled back: champion is v{restored} again and served"
+
+
+def withdraw(model_name: str) -> None:
+    """Remove `champion` from a first version that could not be served."""
+    client = MlflowClient()
+    try:
+        rejected = read_aliases(client, model_name).champion
+        if rejected is not None:
+            client.delete_registered_model_alias(model_name, CHAMPION)
+            client.set_model_version_tag(model_name, rejected, REJECTED_TAG, "true")
+    except MlflowException as exc:
+        raise StageError(f"could not withdraw {model_name}@{CHAMPION}: {exc.message}") from exc
+
+
+def promote(
     model_uri: str, run_id: str, model_name: str, tags: dict[str, str] | None = None
 ) -> dict[str, Any]:
     client = MlflowClient()
@@ -82,7 +171,7 @@ def rollback(model_name: str) -> dict[str, Any]:
         client.set_registered_model_alias(model_name, CHAMPION, aliases.previous)
         client.delete_registered_model_alias(model_name, PREVIOUS)
         if rejected is not None:
-            client.set_model_version_tag(model_name, rejected, "trainyard.rolled_back", "true")
+            client.set_model_version_tag(model_name, rejected, REJECTED_TAG, "true")
     except MlflowException as exc:
         raise StageError(f"could not roll back {model_name}: {exc.message}") from exc
     log.info("%s: champion rolled back from v%s to v%s", model_name, rejected, aliases.previous)

@@ -1,0 +1,191 @@
+"""The deploy step's serving rollout: where the server is, when a rollout is done, the smoke test.
+
+The Kubernetes Deployment is judged from objects shaped as the API server returns them
+(no API server exists here); the smoke test talks HTTP to a real local server that
+answers the way a model server can go wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainyard.trainer import serving
+
+pytestmark = pytest.mark.unit
+
+
+def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, available=2, **extra):
+    return {
+        "metadata": {"generation": generation, "annotations": extra.get("annotations", {})},
+        "spec": {"replicas": replicas},
+        "status": {
+            "observedGeneration": observed,
+            "updatedReplicas": updated,
+            "replicas": total,
+            "availableReplicas": available,
+            "conditions": extra.get("conditions", []),
+        },
+    }
+
+
+def test_environment_picks_the_server():
+    k8s = serving.from_environment(
+        {
+            serving.DEPLOYMENT_ENV: "ty-serving",
+            serving.NAMESPACE_ENV: "ml",
+            serving.URL_ENV: "http://ty-serving.ml:8080",
+        }
+    )
+    assert isinstance(k8s, serving.KubernetesDeployment)
+    assert k8s.describe() == "deployment/ty-serving in ml"
+    local = serving.from_environment(
+        {serving.LOCAL_DIR_ENV: "/tmp/x", serving.URL_ENV: "http://127.0.0.1:9"}
+    )
+    assert isinstance(local, serving.LocalModelServer)
+    assert serving.from_environment({serving.URL_ENV: "http://x"}) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({serving.DEPLOYMENT_ENV: "d"}, "TRAINYARD_SERVING_URL is not"),
+        (
+            {serving.LOCAL_DIR_ENV: "/x", serving.URL_ENV: "http://x", serving.TIMEOUT_ENV: "ten"},
+            "TRAINYARD_SERVING_TIMEOUT_S='ten' is not a number",
+        ),
+    ],
+)
+def test_incomplete_serving_settings_are_named(env, message):
+    with pytest.raises(serving.ServingError, match=message):
+        serving.from_environment(env)
+
+
+def test_first_rollout_scales_to_the_annotated_replicas_later_ones_keep_the_scale():
+    idle = deployment(replicas=0, annotations={serving.REPLICAS_ANNOTATION: "3"})
+    assert serving.target_replicas(idle) == 3
+    assert serving.target_replicas(deployment(replicas=0)) == 1
+    assert serving.target_replicas(deployment(replicas=5)) == 5  # an operator scaled it
+    with pytest.raises(serving.ServingError, match=r"trainyard\.io/replicas='many'"):
+        serving.target_replicas(
+            deployment(replicas=0, annotations={"trainyard.io/replicas": "many"})
+        )
+
+
+def test_rollout_patch_changes_the_pod_template():
+    now = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+    patch = serving.rollout_patch("7", 2, now)
+    assert patch["spec"]["replicas"] == 2
+    assert patch["spec"]["template"]["metadata"]["annotations"] == {
+        "trainyard.io/model-version": "7",
+        "trainyard.io/rolled-out-at": "2026-11-21T12:00:00+00:00",
+    }
+
+
+@pytest.mark.parametrize(
+    ("state", "done", "left"),
+    [
+        (deployment(observed=1), False, "not seen the new template"),
+        (deployment(updated=1), False, "1 of 2 new replicas created"),
+        (deployment(total=3), False, "1 old replicas still terminating"),
+        (deployment(available=1), False, "1 of 2 new replicas available"),
+        (deployment(), True, "2 replicas available"),
+    ],
+)
+def test_rollout_is_done_when_every_replica_is_new_and_available(state, done, left):
+    finished, message = serving.rollout_state(state)
+    assert finished is done
+    assert left in message
+
+
+def test_a_stalled_rollout_fails_at_once():
+    stalled = deployment(
+        updated=1,
+        conditions=[
+            {
+                "type": "Progressing",
+                "status": "False",
+                "reason": "ProgressDeadlineExceeded",
+                "message": 'ReplicaSet "ty-serving-5d" has timed out progressing.',
+            }
+        ],
+    )
+    with pytest.raises(serving.ServingError, match="rollout stalled: ReplicaSet"):
+        serving.rollout_state(stalled)
+
+
+class _Answers(BaseHTTPRequestHandler):
+    answer: tuple[int, str] = (200, "{}")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        code, body = self.answer
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[ThreadingHTTPServer]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd
+    httpd.shutdown()
+
+
+ROWS = np.zeros((3, 64), dtype=np.float32)
+EXPECTED = np.eye(10)[[1, 2, 3]]
+
+
+def answering(server, code, body):
+    server.RequestHandlerClass.answer = (code, body)  # type: ignore[attr-defined]
+    return f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_smoke_test_passes_when_the_served_classes_match(server):
+    logits = (EXPECTED * 5).tolist()
+    url = answering(server, 200, json.dumps({"predictions": logits}))
+    assert serving.smoke_test(url, ROWS, EXPECTED) == 3
+
+
+@pytest.mark.parametrize(
+    ("code", "body", "message"),
+    [
+        (500, "model failed to load", "answered 500: model failed to load"),
+        (200, "not json", "unexpected answer"),
+        (200, json.dumps({"predictions": [[1, 0]] * 3}), r"shape \(3, 2\), expected \(3, 10\)"),
+        (
+            200,
+            json.dumps({"predictions": np.eye(10)[[1, 2, 4]].tolist()}),
+            "disagrees with the registered model on 1 of 3 rows",
+        ),
+    ],
+)
+def test_smoke_test_names_what_is_wrong(server, code, body, message):
+    with pytest.raises(serving.ServingError, match=message):
+        serving.smoke_test(answering(server, code, body), ROWS, EXPECTED)
+
+
+def test_smoke_test_of_an_unreachable_server(tmp_path: Path):
+    with pytest.raises(serving.ServingError, match="unreachable"):
+        serving.smoke_test("http://127.0.0.1:9", ROWS, EXPECTED, timeout_s=2)
+
+
+def test_local_server_that_cannot_load_the_model_fails_with_its_log(tmp_path, monkeypatch):
+    # An empty registry: `mlflow models serve` finds no `digits@champion` and exits.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
+    server = serving.LocalModelServer(tmp_path / "serving", "http://127.0.0.1:9", timeout_s=120)
+    with pytest.raises(serving.ServingError, match=r"model server exited(.|\n)*digits"):
+        server.roll_out("digits", "1")
+    assert server.running_pid() is None
