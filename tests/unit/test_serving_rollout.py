@@ -189,3 +189,12 @@ def test_local_server_that_cannot_load_the_model_fails_with_its_log(tmp_path, mo
     with pytest.raises(serving.ServingError, match=r"model server exited(.|\n)*digits"):
         server.roll_out("digits", "1")
     assert server.running_pid() is None
+
+
+def test_a_deployment_without_cluster_credentials_is_a_serving_error(tmp_path, monkeypatch):
+    # Neither in a pod nor with a kubeconfig: the deploy step must roll back, not crash.
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    server = serving.KubernetesDeployment("ty-serving", "ml", "http://ty-serving:8080", 5)
+    with pytest.raises(serving.ServingError, match="no Kubernetes credentials"):
+        server.roll_out("digits", "3")

@@ -90,7 +90,10 @@ def serve(
         checked = serving.smoke_test(server.url, rows, expected)
     except serving.ServingError as exc:
         log.error("%s failed with %s v%s: %s", server.describe(), name, version, exc)
-        outcome = restore(server, name, promoted["previous_version"])
+        try:
+            outcome = restore(server, name, promoted["previous_version"])
+        except StageError as failed:  # e.g. MLflow gone as well: say so, keep the first error
+            outcome = f"and restoring the previous champion failed: {failed}"
         raise StageError(f"{server.describe()} failed with v{version}: {exc}; {outcome}") from exc
     seconds = round(time.monotonic() - started, 1)
     log.info("%s serves v%s; smoke test passed on %d rows", server.describe(), version, checked)

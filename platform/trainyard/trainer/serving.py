@@ -189,12 +189,20 @@ class KubernetesDeployment:
         try:
             config.load_incluster_config()
         except ConfigException:
-            config.load_kube_config()  # outside a pod: the operator's kubeconfig
+            try:
+                config.load_kube_config()  # outside a pod: the operator's kubeconfig
+            except (ConfigException, OSError) as exc:
+                raise ServingError(
+                    f"no Kubernetes credentials for {self.describe()}: {exc}"
+                ) from exc
         api = client.ApiClient()
         return client.AppsV1Api(api), client.CoreV1Api(api), api
 
     def _read(self, apps: Any, api: Any) -> dict[str, Any]:
-        deployment = apps.read_namespaced_deployment(self.name, self.namespace)
+        try:
+            deployment = apps.read_namespaced_deployment(self.name, self.namespace)
+        except Exception as exc:  # ApiException, connection errors: a failed rollout
+            raise ServingError(f"cannot read {self.describe()}: {_api_reason(exc)}") from exc
         value: dict[str, Any] = api.sanitize_for_serialization(deployment)
         return value
 
@@ -207,10 +215,7 @@ class KubernetesDeployment:
 
     def roll_out(self, model_name: str, version: str) -> None:
         apps, core, api = self._clients()
-        try:
-            current = self._read(apps, api)
-        except Exception as exc:
-            raise ServingError(f"cannot read {self.describe()}: {_api_reason(exc)}") from exc
+        current = self._read(apps, api)
         replicas = target_replicas(current)
         self._patch(rollout_patch(version, replicas, dt.datetime.now(dt.UTC)))
         deadline = time.monotonic() + self.timeout_s

@@ -1,0 +1,224 @@
+"""The user journey, against endpoints only: one piece of code for every target.
+
+A platform engineer's day: publish a day of data → trigger `ml_training_pipeline`
+→ it succeeds → the best trial is champion in MLflow, XComs and task logs are in
+the object store, the model server answers with the champion; next day, an
+impossible threshold → deployment skipped, champion and served model unchanged.
+
+The target (standalone processes, a kind cluster through port-forwards) only
+supplies `Endpoints`; nothing here knows how the platform runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import io
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+import numpy as np
+import requests
+from mlflow import MlflowClient
+from rich.console import Console
+from sklearn.datasets import load_digits
+
+from trainyard import storage
+from trainyard.standalone.airflow_api import AirflowApi, offloaded_location, read_offloaded
+from trainyard.standalone.demo import DAG_ID, follow, trigger
+from trainyard.trainer.data import build_day
+from trainyard.trainer.schema import daily_data_url
+
+# The DAG's default grid: four trials, whose argument lists exceed the XCom threshold
+# and go to the object store.
+FIRST_DAY_CONF: dict[str, Any] = {"epochs": 10}
+SECOND_DAY_CONF: dict[str, Any] = {
+    "search_space": {"optimizer": ["adam"], "lr": [0.001], "batch_size": [32]},
+    "min_accuracy": 0.999,
+}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    airflow_url: str  # api-server base URL (REST under /api/v2)
+    airflow_user: str
+    airflow_password: str
+    mlflow_url: str
+    s3_endpoint: str  # S3 API endpoint reachable from the test process
+    s3_access_key: str
+    s3_secret_key: str
+    serving_url: str  # model server base URL (POST /invocations)
+    mlflow_username: str | None = None  # MLflow basic auth, when enabled
+    mlflow_password: str | None = None
+    model_name: str = "digits"
+    data_root: str = "s3://datasets/digits"
+    xcom_url: str = "s3://airflow-xcom/xcom"  # XComObjectStorageBackend's base path
+    logs_url: str = "s3://airflow-logs/logs"  # remote task logs' base folder
+
+    def s3(self) -> Any:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            aws_access_key_id=self.s3_access_key,
+            aws_secret_access_key=self.s3_secret_key,
+            region_name="us-east-1",
+        )
+
+    def airflow(self) -> AirflowApi:
+        return AirflowApi(self.airflow_url, self.airflow_user, self.airflow_password)
+
+
+@contextlib.contextmanager
+def mlflow_credentials(endpoints: Endpoints) -> Iterator[MlflowClient]:
+    """An MLflow client; basic-auth credentials reach it only through the environment."""
+    names = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    saved = {name: os.environ.get(name) for name in names}
+    if endpoints.mlflow_username and endpoints.mlflow_password:
+        os.environ.update(
+            dict(zip(names, (endpoints.mlflow_username, endpoints.mlflow_password), strict=True))
+        )
+    try:
+        yield MlflowClient(tracking_uri=endpoints.mlflow_url)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def s3_keys(endpoints: Endpoints, url: str) -> list[str]:
+    parts = urlsplit(url)
+    pages = (
+        endpoints.s3()
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=parts.netloc, Prefix=parts.path.lstrip("/"))
+    )
+    return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
+
+
+def publish(endpoints: Endpoints, date: str) -> None:
+    parts = urlsplit(daily_data_url(endpoints.data_root, date))
+    endpoints.s3().put_object(
+        Bucket=parts.netloc,
+        Key=parts.path.lstrip("/"),
+        Body=storage.parquet_bytes(build_day(dt.date.fromisoformat(date))),
+    )
+
+
+def run_day(
+    endpoints: Endpoints, api: AirflowApi, date: str, conf: dict[str, Any], timeout_s: float
+) -> tuple[str, dict[str, str]]:
+    """Publish, trigger, wait; returns the run id and every task's state."""
+    publish(endpoints, date)
+    run_id = trigger(api, date, conf)
+    run = follow(api, run_id, timeout_s, Console(file=io.StringIO()))
+    states = {
+        ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"]
+        for ti in api.task_instances(DAG_ID, run_id)
+    }
+    assert run["state"] == "success", f"run {run_id} ended {run['state']}: {states}"
+    return run_id, states
+
+
+def served_classes(endpoints: Endpoints, rows: np.ndarray) -> np.ndarray:
+    response = requests.post(
+        endpoints.serving_url.rstrip("/") + "/invocations",
+        json={"inputs": rows.tolist()},
+        timeout=60,
+    )
+    assert response.status_code == 200, f"model server: {response.status_code} {response.text}"
+    return np.asarray(response.json()["predictions"]).argmax(axis=1)
+
+
+def check_trained_and_deployed(
+    endpoints: Endpoints, api: AirflowApi, run_id: str, states: dict[str, str]
+) -> str:
+    """The best trial became champion; XComs and logs are in the store. Returns the version."""
+    trials = [state for task, state in states.items() if task.startswith("train[")]
+    assert len(trials) == 4 and set(trials) == {"success"}, states
+    assert states["deploy"] == "success" and states["skip_deployment"] == "skipped", states
+    s3 = endpoints.s3()
+    results = [read_offloaded(api.xcom(DAG_ID, run_id, "train", map_index=i), s3) for i in range(4)]
+    best = max(results, key=lambda r: r["val_accuracy"])
+    assert api.xcom(DAG_ID, run_id, "select_best", key="run_id") == best["run_id"]
+    with mlflow_credentials(endpoints) as client:
+        champion = client.get_model_version_by_alias(endpoints.model_name, "champion")
+        assert champion.run_id == best["run_id"]
+        assert champion.tags["airflow.dag_run_id"] == run_id
+        assert client.get_run(best["run_id"]).data.metrics["test_accuracy"] >= 0.90
+
+    # Large XComs are objects in the store (the DB keeps a reference); task logs too.
+    reference = api.xcom(DAG_ID, run_id, "generate_hyperparams")
+    location = offloaded_location(reference)
+    assert location is not None, f"generate_hyperparams was not offloaded: {reference!r}"
+    xcom_keys = s3_keys(endpoints, f"{endpoints.xcom_url}/{DAG_ID}/{run_id}/")
+    assert location[1] in xcom_keys, (location, xcom_keys)
+    # A task's log is uploaded after its process exits, which may be after the run ends.
+    wait_for_task_logs(endpoints, run_id, ("data_preparation.validate", "train", "deploy"))
+    return str(champion.version)
+
+
+def wait_for_task_logs(
+    endpoints: Endpoints, run_id: str, tasks: tuple[str, ...], timeout_s: float = 120
+) -> None:
+    prefix = f"{endpoints.logs_url}/dag_id={DAG_ID}/run_id={run_id}/"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        logs = s3_keys(endpoints, prefix)
+        missing = [t for t in tasks if not any(f"task_id={t}/" in key for key in logs)]
+        if not missing:
+            return
+        assert time.monotonic() < deadline, f"no task logs for {missing} under {prefix}: {logs}"
+        time.sleep(2)
+
+
+def run_scenario(
+    endpoints: Endpoints,
+    timeout_s: float = 1800,
+    first_day: str | None = None,
+    second_day: str | None = None,
+) -> None:
+    """Two days of the journey; raises AssertionError naming what went wrong."""
+    today = dt.datetime.now(dt.UTC).date()
+    first_day = first_day or today.isoformat()
+    second_day = second_day or (today - dt.timedelta(days=1)).isoformat()
+    api = endpoints.airflow()
+    api.wait_for_dag(DAG_ID)
+    digits = load_digits()
+    rows, labels = digits.data[:100].astype(np.float32), digits.target[:100]
+
+    run_id, states = run_day(endpoints, api, first_day, FIRST_DAY_CONF, timeout_s)
+    champion = check_trained_and_deployed(endpoints, api, run_id, states)
+    served = served_classes(endpoints, rows)
+    assert (served == labels).mean() >= 0.90, f"served accuracy {(served == labels).mean()}"
+
+    run_id, states = run_day(endpoints, api, second_day, SECOND_DAY_CONF, timeout_s)
+    assert states["skip_deployment"] == "success" and states["deploy"] == "skipped", states
+    evaluation = api.xcom(DAG_ID, run_id, "evaluate", key="reason")
+    assert "below the minimum 0.999" in evaluation, evaluation
+    with mlflow_credentials(endpoints) as client:
+        after = client.get_model_version_by_alias(endpoints.model_name, "champion").version
+    assert str(after) == champion, f"champion moved from v{champion} to v{after}"
+    assert (served_classes(endpoints, rows) == served).all(), "the served model changed"
+
+
+def run_upgrade_check(endpoints: Endpoints, timeout_s: float = 1800) -> None:
+    """After an upgrade: yesterday's champion is still served, and a new day trains again."""
+    api = endpoints.airflow()
+    api.wait_for_dag(DAG_ID)
+    with mlflow_credentials(endpoints) as client:
+        before = client.get_model_version_by_alias(endpoints.model_name, "champion").version
+    digits = load_digits()
+    served = served_classes(endpoints, digits.data[:100].astype(np.float32))
+    assert (served == digits.target[:100]).mean() >= 0.90
+    day = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)).isoformat()
+    _, states = run_day(endpoints, api, day, SECOND_DAY_CONF, timeout_s)
+    assert states["skip_deployment"] == "success", states
+    with mlflow_credentials(endpoints) as client:
+        assert client.get_model_version_by_alias(endpoints.model_name, "champion").version == before

@@ -1,0 +1,40 @@
+"""The end-to-end scenario against the standalone runtime (`trainyard up`).
+
+The same journey as on kind; only the endpoints' origin differs: processes on
+this machine instead of port-forwards into a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.e2e.scenario import Endpoints, run_scenario
+from trainyard.standalone import runtime
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
+    workdir = tmp_path_factory.mktemp("standalone-e2e")
+    platform = runtime.start(workdir)
+    try:
+        urls, env = runtime.read_state(workdir)["urls"], runtime.client_env(workdir)
+        yield Endpoints(
+            airflow_url=urls["airflow"],
+            airflow_user="admin",
+            airflow_password=runtime.airflow_password(workdir),
+            mlflow_url=urls["mlflow"],
+            s3_endpoint=urls["s3"],
+            s3_access_key=env["AWS_ACCESS_KEY_ID"],
+            s3_secret_key=env["AWS_SECRET_ACCESS_KEY"],
+            serving_url=urls["serving"],
+        )
+    finally:
+        platform.stop()
+
+
+def test_user_journey_on_the_standalone_platform(standalone: Endpoints) -> None:
+    run_scenario(standalone, timeout_s=900)
