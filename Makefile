@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test lint typecheck unit integration chart demo bench clean
+.PHONY: all venv tools test lint typecheck unit integration chart images e2e-kind demo bench clean
 
 all: test
 
@@ -42,6 +42,17 @@ integration: venv
 
 chart: venv tools
 	$(BIN)/python -m pytest -m chart $(PYTEST_ARGS)
+
+# Builds the trainer CPU image (scripts/build-images) from a debootstrap-made base and runs it
+# against local S3 + MLflow; needs a Docker engine (scripts/bootstrap-docker --install).
+images: venv
+	$(BIN)/python -m pytest -m images $(PYTEST_ARGS)
+
+# The chart on a kind cluster with the user journey (Docker, kind >= 0.27, registry access);
+# see README "End-to-end tests on kind". Options for pytest: make e2e-kind E2E_ARGS='--keep-cluster'
+E2E_ARGS ?=
+e2e-kind: venv tools
+	scripts/e2e-kind $(E2E_ARGS)
 
 demo: venv
 	$(BIN)/trainyard demo

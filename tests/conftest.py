@@ -15,6 +15,10 @@ from typing import Any
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="trainyard-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 
+# Command-line options of the kind tests (--kind-bin, --helm-bin, ...): options can only be
+# registered by the top-level conftest or a plugin, so the plugin is loaded from here.
+pytest_plugins = ("tests.e2e.options",)
+
 
 @dataclass
 class StageRun:

@@ -1,0 +1,182 @@
+"""Fixtures of the kind tests: the cluster (tests/e2e/kind-config.yaml) with every image loaded,
+and releases of the chart on it. Options: tests/e2e/options.py.
+
+Order of the session fixture: first what is cheap to check and says why a kind run is impossible
+here (kind, kubectl, helm, Docker, registry access: a skip with that reason), then the long
+steps (image builds, cluster, image loads). pytest-kind's own `kind_cluster` fixture cannot take
+a kind config (node labels and taints), so its KindCluster class is used directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from . import images, kindconfig, prereqs
+from .kindenv import FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
+from .kube import Kube, KubectlError
+from .release import Platform
+
+
+def _build_images(refs: list[str], no_build: bool, extra: list[str]) -> None:
+    if no_build:
+        for ref in refs:
+            inspect = subprocess.run(
+                ["docker", "image", "inspect", ref], capture_output=True, check=False
+            )
+            if inspect.returncode != 0:
+                pytest.fail(f"--no-image-build: {ref} is not in Docker; build it first", False)
+        return
+    proc = subprocess.run(
+        [str(images.BUILD_IMAGES), *images.BUILD_IMAGES_ARGS, *extra],
+        capture_output=True,
+        text=True,
+        cwd=images.REPO,
+        timeout=5400,
+        check=False,
+    )
+    if proc.returncode != 0:
+        output = proc.stdout + proc.stderr
+        pull = prereqs.build_failure_is_registry_access(output)
+        if pull:
+            raise prereqs.UnavailableError(
+                f"no registry access for base images: scripts/build-images failed: {pull}"
+            )
+        pytest.fail(f"scripts/build-images failed:\n{output[-6000:]}", False)
+
+
+@pytest.fixture(scope="session")
+def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
+    option = request.config.getoption
+    name = str(option("kind_cluster_name"))
+    try:
+        kind = prereqs.find_kind(option("kind_bin"))
+        kubectl = prereqs.find_kubectl(option("kind_kubectl_bin"))
+        helm = prereqs.find_helm(option("helm_bin"))
+        prereqs.check_docker()
+        extra = [str(a) for a in option("build_images_arg")]
+        built = images.built_images([*images.BUILD_IMAGES_ARGS, *extra])
+        # The node image first: without it there is no cluster at all.
+        for ref in [*sorted({n.image for n in kindconfig.load()}), *sorted(images.PUBLIC_IMAGES)]:
+            prereqs.ensure_image(ref)
+        _build_images(built, bool(option("no_image_build")), extra)
+    except prereqs.UnavailableError as exc:
+        pytest.skip(str(exc))
+    except images.BuildImagesMissingError as exc:
+        pytest.skip(f"cannot build the trainyard images: {exc}")
+
+    from pytest_kind import KindCluster  # noqa: PLC0415 (only where a cluster can exist)
+
+    state = images.REPO / ".trainyard" / "e2e" / name
+    state.mkdir(parents=True, exist_ok=True)
+    cluster = KindCluster(
+        name, kubeconfig=state / "kubeconfig", kind_path=kind, kubectl_path=kubectl
+    )
+    env = KindEnv(
+        name=name,
+        kind=kind,
+        kube=Kube(kubectl, cluster.kubeconfig_path),
+        helm=helm,
+        images=frozenset(images.normalize(r) for r in [*built, *images.PUBLIC_IMAGES]),
+        artifacts=Path(str(option("e2e_artifacts"))),
+        keep=bool(option("keep_cluster")),
+    )
+    # An existing cluster of this name is reused (--keep-cluster); delete it after changing
+    # kind-config.yaml: `kind delete cluster --name trainyard-e2e`.
+    cluster.create(config_file=kindconfig.KIND_CONFIG)
+    try:
+        # Always the current credentials, also for a reused cluster.
+        subprocess.run(
+            [
+                str(kind),
+                "export",
+                "kubeconfig",
+                "--name",
+                name,
+                "--kubeconfig",
+                str(cluster.kubeconfig_path),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        env.kube.run("wait", "--for=condition=Ready", "nodes", "--all", "--timeout=300s")
+        # kind-config.yaml already leaves the control plane untainted; this makes sure of it on
+        # kind versions that re-add the taint (the platform's pods tolerate nothing).
+        with contextlib.suppress(KubectlError):
+            env.kube.run(
+                "taint",
+                "nodes",
+                "--selector",
+                "node-role.kubernetes.io/control-plane",
+                "node-role.kubernetes.io/control-plane:NoSchedule-",
+            )
+        for ref in [*built, *sorted(images.PUBLIC_IMAGES)]:
+            cluster.load_docker_image(ref)
+    except Exception:
+        where = env.dump("cluster-setup")
+        if not env.keep:
+            cluster.delete()
+        pytest.fail(f"setting up the kind cluster failed; its state is in {where}", False)
+    try:
+        yield env
+    finally:
+        if not env.keep:
+            cluster.delete()
+
+
+@pytest.fixture(scope="class")
+def cpu_platform(kind_env: KindEnv) -> Iterator[Platform]:
+    """CPU fallback: ci/kind-values.yaml (gpu.enabled=false)."""
+    yield from kind_env.platform("cpu", [KIND_VALUES])
+
+
+@pytest.fixture(scope="class")
+def gpu_worker(kind_env: KindEnv) -> Iterator[str]:
+    """The GPU pool node, its status patched with nvidia.com/gpu capacity (no device plugin,
+    no GPU: containers requesting it start as usual and train on the CPU)."""
+    worker = kind_env.node(GPU_NODE_LABEL)
+    kind_env.kube.set_node_capacity(worker, "nvidia.com/gpu", FAKE_GPUS)
+    # The kubelet derives allocatable from capacity at its next status sync (every 10 s).
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        node = kind_env.kube.get("node", worker)
+        if node["status"].get("allocatable", {}).get("nvidia.com/gpu") == str(FAKE_GPUS):
+            break
+        time.sleep(2)
+    else:
+        pytest.fail(f"{worker} never showed nvidia.com/gpu={FAKE_GPUS} as allocatable", False)
+    try:
+        yield worker
+    finally:
+        with contextlib.suppress(KubectlError):
+            kind_env.kube.set_node_capacity(worker, "nvidia.com/gpu", None)
+
+
+@pytest.fixture(scope="class")
+def gpu_platform(kind_env: KindEnv, gpu_worker: str) -> Iterator[Platform]:
+    """Fake GPU: ci/kind-values.yaml + ci/kind-fake-gpu-values.yaml."""
+    yield from kind_env.platform("gpu", [KIND_VALUES, FAKE_GPU_VALUES])
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed kind test leaves the state of its release(s) in --e2e-artifacts/<test>/."""
+    report = yield
+    if report.failed and report.when == "call" and item.get_closest_marker("e2e"):
+        funcargs = getattr(item, "funcargs", {})
+        env = funcargs.get("kind_env")
+        platforms: list[Platform | None] = [v for v in funcargs.values() if isinstance(v, Platform)]
+        if isinstance(env, KindEnv):
+            for platform in platforms or [None]:
+                suffix = f"-{platform.namespace}" if platform else ""
+                where = env.dump(f"{item.name}{suffix}", platform)
+                report.sections.append(("kind artifacts", f"cluster state saved in {where}"))
+    return report

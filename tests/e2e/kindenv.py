@@ -1,0 +1,96 @@
+"""The kind cluster of a test session and the releases installed on it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .artifacts import dump, kind_exporter
+from .images import REPO
+from .kube import Kube
+from .release import Platform
+
+CHART = REPO / "charts" / "trainyard"
+KIND_VALUES = CHART / "ci" / "kind-values.yaml"
+FAKE_GPU_VALUES = CHART / "ci" / "kind-fake-gpu-values.yaml"
+# The GPU pool node's label in kind-config.yaml.
+GPU_NODE_LABEL = ("nvidia.com/gpu.present", "true")
+# nvidia.com/gpu the worker advertises in fake-GPU mode: enough for every parallel trial.
+FAKE_GPUS = 4
+
+
+@dataclass
+class KindEnv:
+    name: str
+    kind: Path
+    kube: Kube
+    helm: Path
+    images: frozenset[str]  # loaded into every node, normalized (images.normalize)
+    artifacts: Path
+    keep: bool
+
+    def dump(self, folder: str, platform: Platform | None = None) -> Path:
+        """The cluster's state (the release's namespaces and kube-system) into the artifacts."""
+        namespaces = ["kube-system"]
+        helm = None
+        if platform is not None:
+            namespaces = [platform.namespace, platform.training_namespace, *namespaces]
+
+            def helm(args: list[str]) -> str:
+                return platform.helm_run(*args, platform.release)
+
+        return dump(
+            self.kube,
+            namespaces,
+            self.artifacts / re.sub(r"[^A-Za-z0-9_.-]+", "_", folder),
+            helm=helm,
+            kind_export=kind_exporter(self.kind, self.name),
+        )
+
+    def platform(
+        self,
+        label: str,
+        values_files: list[Path],
+        chart: Path = CHART,
+        override_training: bool = True,
+        chart_source: str = "",
+    ) -> Iterator[Platform]:
+        """A fresh release in namespace trainyard-<label>; uninstalled afterwards (unless
+        --keep-cluster), with its namespaces, kept Secrets and volumes."""
+        platform = Platform(
+            self.kube,
+            self.helm,
+            release="trainyard",
+            namespace=f"trainyard-{label}",
+            training_namespace=f"trainyard-{label}-training",
+            override_training=override_training,
+        )
+        if chart_source:
+            platform.chart_source = chart_source
+        platform.uninstall()  # what a kept cluster may still hold from an earlier run
+        try:
+            platform.deploy(chart, values_files)
+        except Exception as exc:
+            where = self.dump(f"{label}-install", platform)
+            pytest.fail(f"installing {chart} ({label}) failed: {exc}\ncluster state: {where}")
+        try:
+            yield platform
+        finally:
+            if self.keep:
+                platform.close_forwards()
+            else:
+                platform.uninstall()
+
+    def node(self, label: tuple[str, str]) -> str:
+        """The one node carrying the label."""
+        key, value = label
+        (node,) = [
+            n["metadata"]["name"]
+            for n in self.kube.nodes()
+            if n["metadata"].get("labels", {}).get(key) == value
+        ]
+        return str(node)

@@ -1,0 +1,309 @@
+"""The user journey (tests/e2e/scenario.py) on a kind cluster, installed with the chart.
+
+Needs Docker with registry access (node and base images), kind >= 0.27, kubectl and helm; without
+them every test here is skipped with the reason (see conftest.py). `make e2e-kind` runs them.
+Each class installs a fresh release: the journey assumes a platform without a champion.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from . import images, previous_chart
+from .kindenv import CHART, GPU_NODE_LABEL, KIND_VALUES, KindEnv
+from .kube import PodRecord, PodRecorder
+from .release import Platform
+from .scenario import Endpoints, run_scenario, run_upgrade_check
+
+# Image builds, a cluster and an install come first; one journey takes minutes on kind.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3 * 3600)]
+
+TRAINER_PODS = "app.kubernetes.io/component=trainer"
+JOURNEY_TIMEOUT_S = 1800
+
+
+def journey(platform: Platform, endpoints: Endpoints) -> None:
+    """The scenario on a fresh release; on one that already ran it, the one-more-run check."""
+    try:
+        if platform.scenario_runs:
+            run_upgrade_check(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
+        else:
+            run_scenario(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
+    finally:
+        platform.scenario_runs += 1  # even a failed run leaves state behind
+
+
+def recorded_journey(platform: Platform) -> list[PodRecord]:
+    """Run the journey while recording every trainer pod (succeeded ones are deleted at once)."""
+    recorder = PodRecorder(platform.kube, platform.training_namespace, TRAINER_PODS)
+    try:
+        journey(platform, platform.endpoints())
+    finally:
+        recorder.close()
+    pods = recorder.snapshot()
+    assert pods, f"no trainer pod was seen in {platform.training_namespace}"
+    return pods
+
+
+def node_names(kind_env: KindEnv) -> dict[str, str]:
+    """node name -> "control-plane" or "gpu-pool"."""
+    gpu = kind_env.node(GPU_NODE_LABEL)
+    return {
+        n["metadata"]["name"]: "gpu-pool" if n["metadata"]["name"] == gpu else "control-plane"
+        for n in kind_env.kube.nodes()
+    }
+
+
+def describe(pods: list[PodRecord]) -> str:
+    return "\n".join(
+        f"{p.name} task={p.task_id} node={p.node} limits={p.limits} phase={p.phase}" for p in pods
+    )
+
+
+class TestCpuFallback:
+    """gpu.enabled=false: the same trainer pods without a GPU request, on the control plane."""
+
+    def test_journey(self, cpu_platform: Platform, kind_env: KindEnv) -> None:
+        pods = recorded_journey(cpu_platform)
+        roles = node_names(kind_env)
+        assert {p.task for p in pods} >= {"validate", "preprocess", "features", "train"}, describe(
+            pods
+        )
+        for pod in pods:
+            assert not any("nvidia.com" in key for key in pod.limits), describe([pod])
+            assert not pod.tolerations or all(
+                t.get("key") != "nvidia.com/gpu" for t in pod.tolerations
+            ), describe([pod])
+            assert roles.get(pod.node) == "control-plane", describe([pod])
+
+    def test_helm_test(self, cpu_platform: Platform) -> None:
+        out = cpu_platform.helm_test()  # exits non-zero (HelmError) when a test pod fails
+        phases = re.findall(r"^Phase:\s+(\w+)", out, re.MULTILINE)
+        assert len(phases) >= 3 and set(phases) == {"Succeeded"}, out
+
+    def test_scheduler_killed_mid_run_still_completes(self, cpu_platform: Platform) -> None:
+        """The scheduler pod dies while trials train; its replacement adopts the running task
+        pods (KubernetesExecutor adoption, durable pod operators) and the run completes."""
+        platform = cpu_platform
+        selector = f"app.kubernetes.io/instance={platform.release},"
+        selector += "app.kubernetes.io/component=scheduler"
+        before = {p["metadata"]["uid"] for p in platform.pods("scheduler")}
+        assert before, "no scheduler pod"
+        recorder = PodRecorder(platform.kube, platform.training_namespace, TRAINER_PODS)
+        endpoints = platform.endpoints()
+        run = Background(lambda: journey(platform, endpoints))
+        try:
+            train = recorder.wait_for(
+                lambda p: p.task == "train" and bool(p.node), JOURNEY_TIMEOUT_S, run.done
+            )
+            if train is None:
+                if run.done.is_set():
+                    run.join(0)  # the journey's own failure, if it failed
+                    pytest.fail("the run ended before any train pod started: nothing was killed")
+                pytest.fail(f"no train pod started within {JOURNEY_TIMEOUT_S} s")
+            platform.kube.run(
+                "delete",
+                "pod",
+                "--namespace",
+                platform.namespace,
+                "--selector",
+                selector,
+                "--wait=false",
+            )
+            run.join(JOURNEY_TIMEOUT_S + 300)
+        finally:
+            recorder.close()
+        after = platform.pods("scheduler")
+        assert after and not ({p["metadata"]["uid"] for p in after} & before), (
+            "the scheduler pod was not replaced"
+        )
+
+
+class TestFakeGpu:
+    """gpu.enabled=true against a worker that advertises nvidia.com/gpu without having one."""
+
+    def test_trials_request_gpus_and_run_on_the_gpu_pool(
+        self, gpu_platform: Platform, gpu_worker: str, kind_env: KindEnv
+    ) -> None:
+        pods = recorded_journey(gpu_platform)
+        trials = [p for p in pods if p.task == "train"]
+        others = [p for p in pods if p.task != "train"]
+        assert trials, describe(pods)
+        config = gpu_platform.platform_config()["gpu"]
+        for pod in trials:
+            assert pod.limits.get("nvidia.com/gpu") == str(config["count"]), describe([pod])
+            assert pod.node == gpu_worker, describe([pod])
+            for toleration in config["tolerations"]:
+                assert toleration in pod.tolerations, describe([pod])
+            assert pod.node_selector == config["node_selector"], describe([pod])
+        # Only training asks for GPUs; data preparation, evaluation and deployment do not.
+        roles = node_names(kind_env)
+        for pod in others:
+            assert "nvidia.com/gpu" not in pod.limits, describe([pod])
+            assert roles.get(pod.node) == "control-plane", describe([pod])
+
+
+@pytest.fixture(scope="class")
+def previous_release(
+    request: pytest.FixtureRequest, kind_env: KindEnv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    """A release of the previous chart version (see previous_chart.py), on its own kind values."""
+    current = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
+    rev = request.config.getoption("previous_chart")
+    try:
+        if rev:
+            previous = previous_chart.at(images.REPO, str(rev))
+        else:
+            previous = previous_chart.find(images.REPO, current)
+    except previous_chart.NoPreviousReleaseError as exc:
+        pytest.skip(str(exc))
+    chart = previous_chart.export(images.REPO, previous, tmp_path_factory.mktemp("previous"))
+    values = chart / "ci" / "kind-values.yaml"
+    if not values.is_file():
+        pytest.skip(
+            f"the previous chart {previous.version} ({previous.source}) has no {values.name}"
+        )
+    # Its images must be among those loaded: this tree builds only its own appVersion's images.
+    rendered = _render(kind_env, chart, [values])
+    missing = {images.normalize(i) for i in images.rendered_images(rendered)} - kind_env.images
+    if missing:
+        pytest.skip(
+            f"the previous chart {previous.version} ({previous.source}) needs images this tree "
+            f"does not build: {', '.join(sorted(missing))}"
+        )
+    # Charts before the training namespace existed cannot be told where to train.
+    chart_values = yaml.safe_load((chart / "values.yaml").read_text())
+    training = "namespace" in (chart_values["global"].get("training") or {})
+    yield from kind_env.platform(
+        "upgrade",
+        [values],
+        chart=chart,
+        override_training=training,
+        chart_source=f"chart {previous.version} from {previous.source}",
+    )
+
+
+def _render(kind_env: KindEnv, chart: Path, values: list[Path]) -> list[dict[str, Any]]:
+    import subprocess  # noqa: PLC0415
+
+    args = [str(kind_env.helm), "template", "trainyard", str(chart)]
+    for path in values:
+        args += ["--values", str(path)]
+    out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+class TestUpgrade:
+    def test_upgrade_from_previous_version_keeps_data_and_secrets(
+        self, previous_release: Platform
+    ) -> None:
+        platform = previous_release
+        endpoints = platform.endpoints()
+        # The journey on the previous chart, with this tree's images (the same appVersion tags):
+        # what a user has running before upgrading the chart.
+        try:
+            journey(platform, endpoints)
+        except Exception as exc:
+            pytest.fail(
+                f"the journey failed BEFORE the upgrade, on the previous chart "
+                f"({platform.chart_source}) with this tree's images: {type(exc).__name__}: {exc}"
+            )
+        before = platform.state()
+        objects_before = s3_objects(endpoints)
+        champion_before = champion_version(endpoints)
+
+        platform.deploy(CHART, [KIND_VALUES], upgrade=True)
+        platform.chart_source = "charts/trainyard of the working tree (upgraded)"
+
+        after = platform.state()
+        changed = [
+            name for name, data in before["secrets"].items() if after["secrets"].get(name) != data
+        ]
+        assert not changed, f"helm upgrade changed or removed Secrets: {changed}"
+        assert after["volumes"].items() >= before["volumes"].items(), (before, after)
+        endpoints = platform.endpoints()
+        objects_after = s3_objects(endpoints)
+        lost = sorted(set(objects_before) - set(objects_after))
+        assert not lost, f"objects lost by the upgrade: {lost[:20]}"
+        # Task logs may still be rewritten by a task that was running; everything else is data.
+        changed = [
+            key
+            for key, etag in objects_before.items()
+            if objects_after[key] != etag and not key.startswith(endpoints.logs_url)
+        ]
+        assert not changed, f"objects changed by the upgrade: {changed[:20]}"
+        assert champion_version(endpoints) == champion_before
+        history = platform.helm_run("history", platform.release, "--output", "yaml")
+        current = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
+        assert yaml.safe_load(history)[-1]["chart"] == f"trainyard-{current}", history
+        journey(platform, endpoints)
+
+
+def s3_objects(endpoints: Endpoints) -> dict[str, str]:
+    """s3://bucket/key -> ETag for every object in every bucket."""
+    import boto3  # noqa: PLC0415
+
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=endpoints.s3_endpoint,
+        aws_access_key_id=endpoints.s3_access_key,
+        aws_secret_access_key=endpoints.s3_secret_key,
+        region_name="us-east-1",
+    )
+    found = {}
+    for bucket in s3.list_buckets()["Buckets"]:
+        pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket["Name"])
+        for page in pages:
+            for obj in page.get("Contents", []):
+                found[f"s3://{bucket['Name']}/{obj['Key']}"] = obj["ETag"]
+    return found
+
+
+def champion_version(endpoints: Endpoints) -> str | None:
+    """The model version behind models:/<name>@champion, None if there is none."""
+    auth = None
+    if endpoints.mlflow_username and endpoints.mlflow_password:
+        auth = (endpoints.mlflow_username, endpoints.mlflow_password)
+    reply = requests.get(
+        f"{endpoints.mlflow_url}/api/2.0/mlflow/registered-models/alias",
+        params={"name": endpoints.model_name, "alias": "champion"},
+        auth=auth,
+        timeout=30,
+    )
+    if reply.status_code == 404 or "RESOURCE_DOES_NOT_EXIST" in reply.text:
+        return None
+    reply.raise_for_status()
+    return str(reply.json()["model_version"]["version"])
+
+
+class Background:
+    """Runs fn in a thread; join() re-raises what it raised (an AssertionError of the journey)."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+        def target() -> None:
+            try:
+                fn()
+            except BaseException as exc:
+                self.error = exc
+            finally:
+                self.done.set()
+
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+
+    def join(self, timeout_s: float) -> None:
+        if not self.done.wait(timeout_s):
+            pytest.fail(f"the journey did not finish within {timeout_s:.0f} s")
+        if self.error is not None:
+            raise self.error
