@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from .conftest import (
+    CHART,
     NAMESPACE,
     RELEASE,
     TRAINING_NAMESPACE,
@@ -28,6 +29,7 @@ from .conftest import (
 )
 
 pytestmark = pytest.mark.chart
+APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 EXECUTION_API = f"http://{RELEASE}-airflow-api-server.{NAMESPACE}.svc:8080/execution/"
@@ -555,3 +557,25 @@ def test_training_namespace_objects() -> None:
             }
         },
     } in peers
+
+
+@pytest.mark.parametrize(
+    ("values", "tag"),
+    [
+        ({}, f"{APP_VERSION}-gpu"),  # gpu.enabled is the default: the CUDA build
+        ({"gpu": {"enabled": False}}, APP_VERSION),  # CPU fallback: the CPU build
+        ({"training": {"image": {"variant": "cpu"}}}, APP_VERSION),  # GPU path, CPU code
+        (
+            {"gpu": {"enabled": False}, "training": {"image": {"variant": "gpu"}}},
+            f"{APP_VERSION}-gpu",
+        ),
+        ({"training": {"image": {"tag": "1.2.3"}}}, "1.2.3"),  # an explicit tag wins
+    ],
+)
+def test_trainer_image_follows_the_gpu_setting(values: dict, tag: str) -> None:
+    image = platform_json(render_chart(values))["trainer"]["image"]
+    assert image == f"trainyard/trainer:{tag}"
+
+
+def test_trainer_image_variant_is_checked_by_the_schema() -> None:
+    assert "variant" in render_error({"training": {"image": {"variant": "cuda"}}})

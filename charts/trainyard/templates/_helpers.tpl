@@ -56,6 +56,16 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- include "trainyard.fullname" (dict "root" . "component" "trainer") -}}
 {{- end -}}
 
+{{/* The trainer image tag when training.image.tag is empty: the CUDA build on GPU pools. */}}
+{{- define "trainyard.trainer.defaultTag" -}}
+{{- $variant := .Values.training.image.variant | default "auto" -}}
+{{- if or (eq $variant "gpu") (and (eq $variant "auto") .Values.gpu.enabled) -}}
+{{- printf "%s-gpu" .Chart.AppVersion -}}
+{{- else -}}
+{{- .Chart.AppVersion -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "trainyard.trainer.credentialsSecretName" -}}
 {{- .Values.training.credentialsSecretName | default (printf "%s-credentials" (include "trainyard.trainer.name" .)) -}}
 {{- end -}}
@@ -105,7 +115,7 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
   "sensor_poke_seconds" ($p.sensorPokeSeconds | int)
   "sensor_timeout_minutes" ($p.sensorTimeoutMinutes | int)
   "trainer" (dict
-    "image" (include "trainyard.image" (dict "root" . "image" $t.image "defaultTag" .Chart.AppVersion))
+    "image" (include "trainyard.image" (dict "root" . "image" $t.image "defaultTag" (include "trainyard.trainer.defaultTag" .)))
     "image_pull_policy" $t.image.pullPolicy
     "namespace" (include "trainyard.trainingNamespace" .)
     "service_account" (include "trainyard.trainer.name" .)
