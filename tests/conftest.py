@@ -7,9 +7,14 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from trainyard.standalone.services import MlflowServer, S3Server
 
 # Airflow reads its home at import: keep tests away from ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="trainyard-airflow-home-"))
@@ -47,3 +52,31 @@ def run_trainer(
         check=False,
     )
     return StageRun(proc.returncode, proc.stdout, proc.stderr, xcom_dir / "return.json")
+
+
+@dataclass
+class Services:
+    s3: S3Server
+    mlflow: MlflowServer
+    workdir: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a trainer pod gets: the S3 endpoint and credentials, the tracking URI."""
+        return {**self.s3.client_env(), "MLFLOW_TRACKING_URI": self.mlflow.url}
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """A real SeaweedFS S3 server and a real MLflow server (SQLite backend, S3 artifacts) on
+    127.0.0.1, shared by the stage tests and the image tests (containers use --network host)."""
+    workdir = tmp_path_factory.mktemp("services")
+    s3 = S3Server(workdir / "s3")
+    mlflow = MlflowServer(workdir / "mlflow", s3)
+    try:
+        s3.start()
+        mlflow.start()
+        yield Services(s3, mlflow, workdir)
+    finally:
+        mlflow.stop()
+        s3.stop()

@@ -14,6 +14,8 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,7 @@ from pathlib import Path
 import dockerfile
 import pytest
 
-from tests.conftest import StageRun
-from trainyard.standalone.services import MlflowServer, S3Server
+from tests.conftest import Services, StageRun
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_IMAGES = REPO / "scripts" / "build-images"
@@ -221,30 +222,24 @@ def airflow_image(airflow_base: str) -> BuiltImage:
     return build("airflow", "airflow", airflow_base)
 
 
-@dataclass
-class Services:
-    s3: S3Server
-    mlflow: MlflowServer
-
-    @property
-    def env(self) -> dict[str, str]:
-        """What a trainer pod gets: the S3 endpoint and credentials, the tracking URI."""
-        return {**self.s3.client_env(), "MLFLOW_TRACKING_URI": self.mlflow.url}
-
-
-@pytest.fixture(scope="session")
-def host_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """A real SeaweedFS S3 server and MLflow server on 127.0.0.1 (containers use --network host)."""
-    workdir = tmp_path_factory.mktemp("image-services")
-    s3 = S3Server(workdir / "s3")
-    mlflow = MlflowServer(workdir / "mlflow", s3)
-    try:
-        s3.start()
-        mlflow.start()
-        yield Services(s3, mlflow)
-    finally:
-        mlflow.stop()
-        s3.stop()
+def wait_for_container(name: str, url: str, what: str, timeout_s: float = 180) -> None:
+    """Poll `url` until it answers 200; fail with the container's log if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        running = docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+        logs = docker("logs", name, check=False)
+        tail = (logs.stdout + logs.stderr)[-4000:]
+        assert running == "true", f"{what} exited:\n{tail}"
+        assert time.monotonic() < deadline, (
+            f"{what}: no answer on {url} in {timeout_s:.0f} s:\n{tail}"
+        )
+        time.sleep(2)
 
 
 def xcom_folder(parent: Path, name: str) -> Path:
@@ -287,8 +282,8 @@ class TrainerContainer:
 
 @pytest.fixture(scope="module")
 def trainer(
-    trainer_image: BuiltImage, host_services: Services, tmp_path_factory: pytest.TempPathFactory
+    trainer_image: BuiltImage, services: Services, tmp_path_factory: pytest.TempPathFactory
 ) -> TrainerContainer:
     return TrainerContainer(
-        trainer_image.ref, host_services.env, tmp_path_factory.mktemp("trainer-xcom")
+        trainer_image.ref, services.env, tmp_path_factory.mktemp("trainer-xcom")
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +17,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from tests.images.conftest import BuiltImage, Services, docker
+from tests.conftest import Services
+from tests.images.conftest import BuiltImage, docker, wait_for_container
 from trainyard.standalone.processes import free_port
 
 pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
@@ -45,7 +45,7 @@ def test_tools_image_has_python_boto3_and_psycopg(mlflow_image: BuiltImage) -> N
 
 @pytest.fixture(scope="module")
 def server(
-    mlflow_image: BuiltImage, host_services: Services, tmp_path_factory: pytest.TempPathFactory
+    mlflow_image: BuiltImage, services: Services, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, dict[str, str]]]:
     """`mlflow server --app-name basic-auth` in the image; yields its URL and credentials."""
     password = secrets.token_urlsafe(16)
@@ -59,7 +59,7 @@ def server(
     port = free_port()
     name = f"trainyard-mlflow-{port}"
     env = {
-        **host_services.s3.client_env(),
+        **services.s3.client_env(),
         "MLFLOW_AUTH_CONFIG_PATH": "/etc/mlflow/auth/basic_auth.ini",
         "MLFLOW_AUTH_ADMIN_PASSWORD": password,
         "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(32),
@@ -93,19 +93,7 @@ def server(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            running = docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
-            logs = docker("logs", name, check=False)
-            assert running == "true", f"mlflow server exited:\n{logs.stderr[-4000:]}"
-            assert time.monotonic() < deadline, f"no /health in 180 s:\n{logs.stderr[-4000:]}"
-            time.sleep(2)
+        wait_for_container(name, f"{url}/health", "mlflow server")
         yield url, {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}
     finally:
         docker("rm", "--force", name, check=False)
@@ -120,7 +108,7 @@ def test_server_requires_login(server: tuple[str, dict[str, str]]) -> None:
 
 def test_runs_and_proxied_artifacts_round_trip_through_s3(
     server: tuple[str, dict[str, str]],
-    host_services: Services,
+    services: Services,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -140,5 +128,5 @@ def test_runs_and_proxied_artifacts_round_trip_through_s3(
     assert back.read_text() == "through the proxy"
     assert client.get_run(run.info.run_id).data.metrics["accuracy"] == 0.97
     # The artifact lies in the object store, written by boto3 inside the image.
-    listing = host_services.s3.client().list_objects_v2(Bucket="mlflow", Prefix="image-test/")
+    listing = services.s3.client().list_objects_v2(Bucket="mlflow", Prefix="image-test/")
     assert any(item["Key"].endswith("/note.txt") for item in listing.get("Contents", []))

@@ -21,11 +21,12 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.models import Model
 
+from tests.conftest import Services
 from tests.images.conftest import (
     BuiltImage,
-    Services,
     TrainerContainer,
     docker,
+    wait_for_container,
     xcom_folder,
 )
 from trainyard.standalone.processes import free_port
@@ -137,31 +138,26 @@ def trained(trainer: TrainerContainer, day_data: str) -> dict[str, Any]:
 
 
 def test_train_in_the_image_logs_to_mlflow_and_returns_metrics(
-    trained: dict[str, Any], host_services: Services
+    trained: dict[str, Any], services: Services
 ) -> None:
     assert trained["device"] == "cpu"
     assert trained["test_accuracy"] >= 0.90
     assert 0 < trained["val_accuracy"] <= 1
     assert trained["params"]["optimizer"] == "adam"
-    run = MlflowClient(tracking_uri=host_services.mlflow.url).get_run(trained["run_id"])
+    run = MlflowClient(tracking_uri=services.mlflow.url).get_run(trained["run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.metrics["test_accuracy"] == pytest.approx(trained["test_accuracy"])
 
 
 @pytest.fixture(scope="module")
-def champion(trained: dict[str, Any], host_services: Services) -> Iterator[Any]:
+def champion(trained: dict[str, Any], services: Services) -> Iterator[Any]:
     """The trained model registered as `MODEL@champion` (what the deploy step does)."""
-    mlflow.set_tracking_uri(host_services.mlflow.url)
+    mlflow.set_tracking_uri(services.mlflow.url)
     version = mlflow.register_model(trained["model_uri"], MODEL)
-    client = MlflowClient(tracking_uri=host_services.mlflow.url)
+    client = MlflowClient(tracking_uri=services.mlflow.url)
     client.set_registered_model_alias(MODEL, "champion", version.version)
     local = mlflow.artifacts.download_artifacts(trained["model_uri"])
     yield Model.load(local).load_input_example(local)
-
-
-def _get(url: str) -> int:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return int(response.status)
 
 
 def test_model_server_serves_the_champion(
@@ -198,18 +194,7 @@ def test_model_server_serves_the_champion(
     )
     assert proc.returncode == 0, proc.stderr
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if _get(f"http://127.0.0.1:{port}/ping") == 200:
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            state = docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
-            logs = docker("logs", name, check=False)
-            assert state == "true", f"model server exited:\n{(logs.stdout + logs.stderr)[-4000:]}"
-            assert time.monotonic() < deadline, f"no /ping in 180 s:\n{logs.stderr[-4000:]}"
-            time.sleep(2)
+        wait_for_container(name, f"http://127.0.0.1:{port}/ping", "model server")
         rows = champion.tolist()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations",
