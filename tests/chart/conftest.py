@@ -23,6 +23,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "trainyard"
 CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
+# The tag of the trainyard images the chart runs by default.
+APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 TOOLS = Path(os.environ.get("TRAINYARD_TOOLS_DIR", REPO / ".tools"))
 HELMS = ("helm3", "helm4")
 # Kubernetes versions every rendered object must validate against (schemas bundled offline):

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from .conftest import (
-    CHART,
+    APP_VERSION,
     NAMESPACE,
     RELEASE,
     TRAINING_NAMESPACE,
@@ -29,7 +29,13 @@ from .conftest import (
 )
 
 pytestmark = pytest.mark.chart
-APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
+# What the chart's default GPU taint (nvidia.com/gpu=present:NoSchedule) needs.
+GPU_TOLERATION = {
+    "key": "nvidia.com/gpu",
+    "operator": "Equal",
+    "value": "present",
+    "effect": "NoSchedule",
+}
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 EXECUTION_API = f"http://{RELEASE}-airflow-api-server.{NAMESPACE}.svc:8080/execution/"
@@ -417,12 +423,7 @@ def test_trainer_pods_from_the_chart_platform_config_carry_the_gpu_settings() ->
     base = spec["containers"][0]
     assert base["args"] == ["train"]
     assert base["resources"]["limits"]["nvidia.com/gpu"] == "2"
-    assert {
-        "key": "nvidia.com/gpu",
-        "operator": "Equal",
-        "value": "present",
-        "effect": "NoSchedule",
-    } in spec["tolerations"]
+    assert GPU_TOLERATION in spec["tolerations"]
     assert spec["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
     assert spec["runtimeClassName"] == "nvidia"
     assert spec["affinity"] == gpu["affinity"]
@@ -507,12 +508,7 @@ def test_device_plugin_is_opt_in() -> None:
     spec = pod_spec(daemonset)
     image = spec["containers"][0]["image"]
     assert image.startswith("nvcr.io/nvidia/k8s-device-plugin:v") and "latest" not in image
-    assert {
-        "key": "nvidia.com/gpu",
-        "operator": "Equal",
-        "value": "present",
-        "effect": "NoSchedule",
-    } in spec["tolerations"]
+    assert GPU_TOLERATION in spec["tolerations"]
     terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert terms["nodeSelectorTerms"][0]["matchExpressions"] == [
         {"key": "pool", "operator": "In", "values": ["gpu"]}

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from .conftest import (
+    APP_VERSION,
     CHART,
     CI_VALUES,
     NAMESPACE,
@@ -27,7 +28,6 @@ from .conftest import (
 pytestmark = pytest.mark.chart
 
 SCENARIOS = {"defaults": [], **{path.stem: [path] for path in CI_VALUES}}
-APP_VERSION = yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"]
 
 
 def ci_values(name: str) -> dict[str, Any]:

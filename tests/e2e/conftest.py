@@ -67,8 +67,6 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         _build_images(built, bool(option("no_image_build")), extra)
     except prereqs.UnavailableError as exc:
         pytest.skip(str(exc))
-    except images.BuildImagesMissingError as exc:
-        pytest.skip(f"cannot build the trainyard images: {exc}")
 
     from pytest_kind import KindCluster  # noqa: PLC0415 (only where a cluster can exist)
 

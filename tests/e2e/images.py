@@ -35,10 +35,6 @@ PUBLIC_IMAGES = frozenset(
 )
 
 
-class BuildImagesMissingError(Exception):
-    """scripts/build-images (issue 6) is not there yet."""
-
-
 def normalize(ref: str) -> str:
     """A Docker image reference in the fully qualified form containerd stores it under:
     trainyard/airflow:0.1.0 -> docker.io/trainyard/airflow:0.1.0,
@@ -56,8 +52,6 @@ def normalize(ref: str) -> str:
 
 def built_images(args: Iterable[str] = BUILD_IMAGES_ARGS) -> list[str]:
     """The refs `scripts/build-images --print-images` prints (it builds nothing with that flag)."""
-    if not BUILD_IMAGES.is_file():
-        raise BuildImagesMissingError(f"{BUILD_IMAGES.relative_to(REPO)} does not exist (issue 6)")
     proc = subprocess.run(
         [str(BUILD_IMAGES), "--print-images", *args],
         capture_output=True,

@@ -234,10 +234,7 @@ def test_release_lookups_find_exactly_what_the_fixture_reads(mode: str, tmp_path
 
 
 def built() -> set[str]:
-    try:
-        return {images.normalize(ref) for ref in images.built_images()}
-    except images.BuildImagesMissingError as exc:
-        pytest.skip(f"cannot compare with the built images: {exc}")
+    return {images.normalize(ref) for ref in images.built_images()}
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -21,6 +21,7 @@ import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
+from tests.e2e.scenario import task_states as states
 from trainyard import storage
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import AirflowApi, offloaded_location, read_offloaded
@@ -76,13 +77,6 @@ def first_run(platform, api):
         timeout_s=900,
     )
     return summary, summary_file
-
-
-def states(api: AirflowApi, run_id: str) -> dict[str, str | None]:
-    return {
-        ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"]
-        for ti in api.task_instances(DAG_ID, run_id)
-    }
 
 
 def champion_version(client: MlflowClient) -> str:

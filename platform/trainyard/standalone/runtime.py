@@ -19,6 +19,8 @@ from trainyard.standalone.services import REGION, MlflowServer, S3Server, load_c
 from trainyard.trainer.serving import LOCAL_DIR_ENV, URL_ENV, LocalModelServer
 
 REPO_DAGS = Path(__file__).resolve().parents[3] / "dags"
+# The local model server's pid file and log, below the workdir.
+SERVING_DIR = "serving"
 
 
 @dataclass
@@ -41,7 +43,6 @@ class Platform:
                 "s3": self.s3.endpoint,
                 "serving": self.model_server.url,
             },
-            "serving_dir": str(self.model_server.folder),
             "pids": {name: proc.pid for name, proc in processes.items() if proc},
             "airflow_user": ADMIN_USER,
             "airflow_password_file": str(self.airflow.password_file),
@@ -104,7 +105,7 @@ def start(
     workdir.mkdir(parents=True, exist_ok=True)
     s3 = S3Server(workdir / "s3")
     mlflow = MlflowServer(workdir / "mlflow", s3, backend_store_uri=mlflow_backend)
-    model_server = LocalModelServer(workdir / "serving", f"http://127.0.0.1:{free_port()}")
+    model_server = LocalModelServer(workdir / SERVING_DIR, f"http://127.0.0.1:{free_port()}")
     airflow = AirflowStack(
         workdir / "airflow",
         dags_folder,
@@ -141,7 +142,7 @@ def stop(workdir: Path) -> list[str]:
         if pid_alive(pid):
             stop_group(pid)
             stopped.append(name)
-    model_server = LocalModelServer(Path(state["serving_dir"]), state["urls"]["serving"])
+    model_server = LocalModelServer(Path(state["workdir"]) / SERVING_DIR, state["urls"]["serving"])
     if model_server.running_pid() is not None:
         model_server.retire()
         stopped.append("serving")

@@ -206,8 +206,7 @@ class KubernetesDeployment:
         value: dict[str, Any] = api.sanitize_for_serialization(deployment)
         return value
 
-    def _patch(self, body: dict[str, Any]) -> None:
-        apps, _, _ = self._clients()
+    def _patch(self, apps: Any, body: dict[str, Any]) -> None:
         try:
             apps.patch_namespaced_deployment(self.name, self.namespace, body)
         except Exception as exc:  # ApiException: RBAC, missing Deployment
@@ -217,7 +216,7 @@ class KubernetesDeployment:
         apps, core, api = self._clients()
         current = self._read(apps, api)
         replicas = target_replicas(current)
-        self._patch(rollout_patch(version, replicas, dt.datetime.now(dt.UTC)))
+        self._patch(apps, rollout_patch(version, replicas, dt.datetime.now(dt.UTC)))
         deadline = time.monotonic() + self.timeout_s
         left = ""
         while time.monotonic() < deadline:
@@ -251,7 +250,8 @@ class KubernetesDeployment:
         return "; ".join(problems) or "none reported"
 
     def retire(self) -> None:
-        self._patch({"spec": {"replicas": 0}})
+        apps, _, _ = self._clients()
+        self._patch(apps, {"spec": {"replicas": 0}})
 
 
 def _api_reason(exc: Exception) -> str:
