@@ -13,17 +13,19 @@ import contextlib
 import subprocess
 import time
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from . import images, kindconfig, prereqs
+from . import images, kindconfig, offline, prereqs
 from .kindenv import FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
 from .kube import Kube, KubectlError
 from .release import Platform
 
 
-def _build_images(refs: list[str], no_build: bool, extra: list[str]) -> None:
+def _build_images(refs: list[str], no_build: bool, args: list[str]) -> None:
     if no_build:
         for ref in refs:
             inspect = subprocess.run(
@@ -33,7 +35,7 @@ def _build_images(refs: list[str], no_build: bool, extra: list[str]) -> None:
                 pytest.fail(f"--no-image-build: {ref} is not in Docker; build it first", False)
         return
     proc = subprocess.run(
-        [str(images.BUILD_IMAGES), *images.BUILD_IMAGES_ARGS, *extra],
+        [str(images.BUILD_IMAGES), *images.BUILD_IMAGES_ARGS, *args],
         capture_output=True,
         text=True,
         cwd=images.REPO,
@@ -50,28 +52,86 @@ def _build_images(refs: list[str], no_build: bool, extra: list[str]) -> None:
         pytest.fail(f"scripts/build-images failed:\n{output[-6000:]}", False)
 
 
+@dataclass(frozen=True)
+class _Sources:
+    """Where this run's kind, kubectl, node image and the chart's public images come from."""
+
+    kind: Path
+    kubectl: Path
+    kind_config: Path
+    public_images: list[str]  # loaded into the nodes besides the trainyard images
+    build_args: list[str]  # for scripts/build-images
+    values: dict[str, Any]  # added to every release (offline: the locally built images)
+    offline: bool
+
+
+def _registry_sources(option: Any, extra: list[str]) -> _Sources:
+    kind = prereqs.find_kind(option("kind_bin"))
+    kubectl = prereqs.find_kubectl(option("kind_kubectl_bin"))
+    # The node image first: without it there is no cluster at all.
+    for ref in [*sorted({n.image for n in kindconfig.load()}), *sorted(images.PUBLIC_IMAGES)]:
+        prereqs.ensure_image(ref)
+    return _Sources(
+        kind, kubectl, kindconfig.KIND_CONFIG, sorted(images.PUBLIC_IMAGES), extra, {}, False
+    )
+
+
+def _offline_sources(option: Any, extra: list[str], state: Path) -> _Sources:
+    """scripts/kind-offline's toolchain and images (built by `make e2e-kind`)."""
+    toolchain = offline.load()
+    kind = prereqs.find_kind(option("kind_bin") or str(toolchain.kind))
+    kubectl = prereqs.find_kubectl(option("kind_kubectl_bin") or str(toolchain.kubectl))
+    for ref in [toolchain.node_image, *toolchain.images]:
+        prereqs.ensure_image(ref)
+    base = prereqs.python_base_image()
+    build_args = [f"--base-image=python={base}", f"--base-image=airflow={base}", *extra]
+    config = toolchain.kind_config(kindconfig.KIND_CONFIG, state / "kind-config.yaml")
+    return _Sources(kind, kubectl, config, toolchain.images, build_args, toolchain.values(), True)
+
+
+def _sources(option: Any, state: Path) -> _Sources:
+    """The registry path where it works; else the offline toolchain when its cache is warm."""
+    extra = [str(a) for a in option("build_images_arg")]
+    mode = str(option("kind_offline"))
+    if mode == "never":
+        return _registry_sources(option, extra)
+    if mode == "always":
+        warm = offline.status()
+        if warm != "warm":
+            raise prereqs.UnavailableError(
+                f"--kind-offline=always but the offline toolchain is {warm} "
+                "(build it: scripts/kind-offline)"
+            )
+        return _offline_sources(option, extra, state)
+    try:
+        return _registry_sources(option, extra)
+    except prereqs.UnavailableError as online:
+        warm = offline.status()
+        if warm != "warm":
+            raise prereqs.UnavailableError(
+                f"{online}; and the offline toolchain is {warm} (`make e2e-kind` builds it)"
+            ) from None
+        return _offline_sources(option, extra, state)
+
+
 @pytest.fixture(scope="session")
 def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
     option = request.config.getoption
     name = str(option("kind_cluster_name"))
+    state = images.REPO / ".trainyard" / "e2e" / name
+    state.mkdir(parents=True, exist_ok=True)
     try:
-        kind = prereqs.find_kind(option("kind_bin"))
-        kubectl = prereqs.find_kubectl(option("kind_kubectl_bin"))
-        helm = prereqs.find_helm(option("helm_bin"))
         prereqs.check_docker()
-        extra = [str(a) for a in option("build_images_arg")]
-        built = images.built_images([*images.BUILD_IMAGES_ARGS, *extra])
-        # The node image first: without it there is no cluster at all.
-        for ref in [*sorted({n.image for n in kindconfig.load()}), *sorted(images.PUBLIC_IMAGES)]:
-            prereqs.ensure_image(ref)
-        _build_images(built, bool(option("no_image_build")), extra)
+        helm = prereqs.find_helm(option("helm_bin"))
+        sources = _sources(option, state)
+        built = images.built_images([*images.BUILD_IMAGES_ARGS, *sources.build_args])
+        _build_images(built, bool(option("no_image_build")), sources.build_args)
     except prereqs.UnavailableError as exc:
         pytest.skip(str(exc))
+    kind, kubectl = sources.kind, sources.kubectl
 
     from pytest_kind import KindCluster  # noqa: PLC0415 (only where a cluster can exist)
 
-    state = images.REPO / ".trainyard" / "e2e" / name
-    state.mkdir(parents=True, exist_ok=True)
     cluster = KindCluster(
         name, kubeconfig=state / "kubeconfig", kind_path=kind, kubectl_path=kubectl
     )
@@ -80,13 +140,15 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         kind=kind,
         kube=Kube(kubectl, cluster.kubeconfig_path),
         helm=helm,
-        images=frozenset(images.normalize(r) for r in [*built, *images.PUBLIC_IMAGES]),
+        images=frozenset(images.normalize(r) for r in [*built, *sources.public_images]),
         artifacts=Path(str(option("e2e_artifacts"))),
         keep=bool(option("keep_cluster")),
+        values=sources.values,
+        offline=sources.offline,
     )
     # An existing cluster of this name is reused (--keep-cluster); delete it after changing
     # kind-config.yaml: `kind delete cluster --name trainyard-e2e`.
-    cluster.create(config_file=kindconfig.KIND_CONFIG)
+    cluster.create(config_file=sources.kind_config)
     try:
         # Always the current credentials, also for a reused cluster.
         subprocess.run(
@@ -114,7 +176,7 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
                 "node-role.kubernetes.io/control-plane",
                 "node-role.kubernetes.io/control-plane:NoSchedule-",
             )
-        for ref in [*built, *sorted(images.PUBLIC_IMAGES)]:
+        for ref in [*built, *sources.public_images]:
             cluster.load_docker_image(ref)
     except Exception:
         where = env.dump("cluster-setup")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+import json
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,10 +35,15 @@ class KindEnv:
     images: frozenset[str]  # loaded into every node, normalized (images.normalize)
     artifacts: Path
     keep: bool
+    # Values added to every release (offline: the locally built images, see offline.py).
+    values: dict[str, Any] = field(default_factory=dict)
+    offline: bool = False
 
-    def dump(self, folder: str, platform: Platform | None = None) -> Path:
+    def dump(
+        self, folder: str, platform: Platform | None = None, namespaces: list[str] | None = None
+    ) -> Path:
         """The cluster's state (the release's namespaces and kube-system) into the artifacts."""
-        namespaces = ["kube-system"]
+        namespaces = [*(namespaces or []), "kube-system"]
         helm = None
         if platform is not None:
             namespaces = [platform.namespace, platform.training_namespace, *namespaces]
@@ -72,6 +80,10 @@ class KindEnv:
         if chart_source:
             platform.chart_source = chart_source
         platform.uninstall()  # what a kept cluster may still hold from an earlier run
+        if self.values:
+            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
+                json.dump(self.values, handle)
+            platform.extra_values = Path(handle.name)
         try:
             platform.deploy(chart, values_files)
         except Exception as exc:

@@ -70,6 +70,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--build-images-arg=--base-image=python=trainyard-local/python:3.11-slim-bookworm",
     )
     group.addoption(
+        "--kind-offline",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="use the toolchain of scripts/kind-offline (kind, kubectl, node and chart images "
+        "built here): auto = when the registry path cannot run and its cache is warm",
+    )
+    group.addoption(
         "--no-image-build",
         action="store_true",
         help="do not run scripts/build-images: use the trainyard images already in Docker",

@@ -130,3 +130,19 @@ def build_failure_is_registry_access(output: str) -> str | None:
         if _PULL_FAILURES.search(line):
             return line.strip()
     return None
+
+
+MAKE_BASE_IMAGES = REPO / "scripts" / "make-base-images"
+
+
+def python_base_image(timeout_s: float = 900) -> str:
+    """The Python base image made without a registry (scripts/make-base-images; kept if it
+    exists), for the trainyard images of an offline run."""
+    proc = subprocess.run(
+        [str(MAKE_BASE_IMAGES)], capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+    if proc.returncode != 0:
+        raise UnavailableError(
+            f"scripts/make-base-images failed: {_last_line(proc.stderr + proc.stdout)}"
+        )
+    return proc.stdout.strip().splitlines()[-1]

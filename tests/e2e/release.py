@@ -46,6 +46,8 @@ class Platform:
     override_training: bool = True
     # Journeys run against this release so far (the second one is run_upgrade_check).
     scenario_runs: int = 0
+    # Values of the cluster itself, after every other file (offline: the locally built images).
+    extra_values: Path | None = None
     _manifest: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     # --- Helm -------------------------------------------------------------------------------
@@ -75,7 +77,8 @@ class Platform:
             json.dump(overrides, handle)
         try:
             args = ["upgrade" if upgrade else "install", self.release, str(chart)]
-            for path in [*values_files, Path(handle.name)]:
+            extra = [self.extra_values] if self.extra_values else []
+            for path in [*values_files, *extra, Path(handle.name)]:
                 args += ["--values", str(path)]
             if not upgrade:
                 args.append("--create-namespace")

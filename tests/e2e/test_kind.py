@@ -68,6 +68,114 @@ def describe(pods: list[PodRecord]) -> str:
     )
 
 
+SMOKE_NAMESPACE = "trainyard-smoke"
+
+
+class TestCluster:
+    """The cluster itself, before any chart test: nodes Ready, Services resolve through CoreDNS,
+    the default StorageClass binds a claim, a pod of a locally built image runs and logs."""
+
+    def test_cluster_runs_pods_with_dns_and_storage(self, kind_env: KindEnv) -> None:
+        kube = kind_env.kube
+        for node in kube.nodes():
+            ready = [c for c in node["status"]["conditions"] if c["type"] == "Ready"]
+            assert ready and ready[0]["status"] == "True", node["status"]["conditions"]
+        image = next(i for i in images.built_images() if "/trainer:" in i)
+        kube.run("delete", "namespace", SMOKE_NAMESPACE, "--ignore-not-found", "--wait=true")
+        kube.run("create", "namespace", SMOKE_NAMESPACE)
+        try:
+            for obj in _smoke_objects(image):
+                kube.apply(obj)
+            kube.run(
+                "wait", "pod/smoke-client", "--namespace", SMOKE_NAMESPACE,
+                "--for=jsonpath={.status.phase}=Succeeded", "--timeout=300s",
+            )  # fmt: skip
+            logs = kube.run("logs", "smoke-client", "--namespace", SMOKE_NAMESPACE)
+            claim = kube.get("pvc", "smoke-data", "--namespace", SMOKE_NAMESPACE)
+        except Exception:
+            kind_env.dump("cluster-smoke", namespaces=[SMOKE_NAMESPACE])
+            raise
+        finally:
+            kube.run("delete", "namespace", SMOKE_NAMESPACE, "--wait=false")
+        assert claim["status"]["phase"] == "Bound", claim["status"]
+        # The client resolved the Service by name, reached the server through it, and wrote to
+        # and read back from the claimed volume.
+        assert "resolved smoke-server." in logs, logs
+        assert "served: hello from smoke-server" in logs, logs
+        assert "volume: written and read" in logs, logs
+
+
+def _smoke_objects(image: str) -> list[dict[str, Any]]:
+    labels = {"app": "smoke-server"}
+    meta = {"namespace": SMOKE_NAMESPACE}
+    python = ["python", "-c"]
+    server = (
+        "import http.server as h\n"
+        "class H(h.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200); self.end_headers()\n"
+        "        self.wfile.write(b'hello from smoke-server')\n"
+        "h.HTTPServer(('', 8080), H).serve_forever()\n"
+    )
+    client = (
+        "import socket, time, urllib.request, pathlib\n"
+        "name = 'smoke-server.trainyard-smoke.svc.cluster.local'\n"
+        "for attempt in range(60):\n"
+        "    try:\n"
+        "        print('resolved smoke-server.', socket.gethostbyname(name), flush=True)\n"
+        "        body = urllib.request.urlopen(f'http://{name}:8080/', timeout=5).read()\n"
+        "        break\n"
+        "    except OSError as exc:\n"
+        "        print('waiting:', exc, flush=True); time.sleep(2)\n"
+        "else:\n"
+        "    raise SystemExit('no answer from smoke-server')\n"
+        "print('served:', body.decode(), flush=True)\n"
+        "path = pathlib.Path('/data/check.txt'); path.write_text('ok')\n"
+        "assert path.read_text() == 'ok'\n"
+        "print('volume: written and read', flush=True)\n"
+    )
+    pod_spec = {"restartPolicy": "Never", "securityContext": {"fsGroup": 10001}}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "smoke-data", **meta},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "smoke-server", "labels": labels, **meta},
+            "spec": {
+                "containers": [
+                    {"name": "server", "image": image, "imagePullPolicy": "Never",
+                     "command": [*python, server], "ports": [{"containerPort": 8080}]}
+                ]
+            },
+        },  # fmt: skip
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "smoke-server", **meta},
+            "spec": {"selector": labels, "ports": [{"port": 8080, "targetPort": 8080}]},
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "smoke-client", **meta},
+            "spec": {
+                **pod_spec,
+                "containers": [
+                    {"name": "client", "image": image, "imagePullPolicy": "Never",
+                     "command": [*python, client],
+                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+                ],
+                "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "smoke-data"}}],
+            },
+        },  # fmt: skip
+    ]
+
+
 class TestCpuFallback:
     """gpu.enabled=false: the same trainer pods without a GPU request, on the control plane."""
 
