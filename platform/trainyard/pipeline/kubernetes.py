@@ -47,6 +47,20 @@ def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
         "get_logs": True,
         "log_events_on_failure": True,
         "durable": True,  # a restarted worker reattaches to the running pod
+        # The triggerer's async hook, unlike the sync one, has no in-cluster fallback.
+        "in_cluster": True,
+        # The XCom sidecar must pass the pod's runAsNonRoot (its image, kubernetes_default's
+        # xcom_sidecar_container_image, may default to root): nobody, nothing else.
+        "xcom_sidecar_container_security_context": to_model(
+            {
+                "runAsUser": 65534,
+                "runAsNonRoot": True,
+                "allowPrivilegeEscalation": False,
+                "readOnlyRootFilesystem": True,
+                "capabilities": {"drop": ["ALL"]},
+            },
+            "V1SecurityContext",
+        ),
         "security_context": to_model(
             {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
             "V1PodSecurityContext",

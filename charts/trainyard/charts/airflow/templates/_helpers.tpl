@@ -91,7 +91,7 @@ which wins. Rendered once, into the env ConfigMap (airflow.configEnv).
 AIRFLOW_HOME: "/opt/airflow"
 # Airflow writes a default airflow.cfg when there is none; the root filesystem is read-only.
 AIRFLOW_CONFIG: "/tmp/airflow.cfg"
-TRAINYARD_PLATFORM_CONFIG: "/opt/trainyard/platform.json"
+TRAINYARD_PLATFORM_CONFIG: "/opt/trainyard/config/platform.json"
 # The official entrypoint must not probe the database (task pods have no database access).
 CONNECTION_CHECK_MAX_COUNT: "0"
 {{- end -}}
@@ -109,6 +109,10 @@ expansion of the AWS_* variables defined just before it, so no rendered object h
 {{- include "trainyard.objectStore.env" (dict "root" .root) }}
 - name: AIRFLOW_CONN_TRAINYARD_S3
   value: {{ dict "conn_type" "aws" "login" "$(AWS_ACCESS_KEY_ID)" "password" "$(AWS_SECRET_ACCESS_KEY)" "extra" (dict "endpoint_url" (include "trainyard.objectStore.endpoint" (dict "root" .root)) "region_name" $store.region) | toJson | quote }}
+# The pod operator's connection: in-cluster config (the triggerer's async hook has no in-cluster
+# fallback without it) and the pinned XCom sidecar image.
+- name: AIRFLOW_CONN_KUBERNETES_DEFAULT
+  value: {{ dict "conn_type" "kubernetes" "extra" (dict "in_cluster" true "xcom_sidecar_container_image" (include "trainyard.image" (dict "root" .root "image" .root.Values.podOperator.xcomSidecarImage))) | toJson | quote }}
 {{- if .full }}
 {{ include "trainyard.database.env" (dict "root" .root "database" "airflow") }}
 {{- $secrets := .root.Values.keys }}
@@ -176,8 +180,9 @@ The service-account token, mounted explicitly for the components that call the K
 - name: logs
   mountPath: /opt/airflow/logs
 # A directory mount (no subPath): ConfigMap updates reach running pods; the DAG reads the
-# file when it is parsed.
+# file when it is parsed. Its own folder: a mount at /opt/trainyard would hide the pipeline
+# modules the image keeps in /opt/trainyard/lib (PYTHONPATH), and the DAG could not import.
 - name: platform-config
-  mountPath: /opt/trainyard
+  mountPath: /opt/trainyard/config
   readOnly: true
 {{- end -}}
