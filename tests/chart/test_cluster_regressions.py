@@ -1,0 +1,127 @@
+"""Chart defects that the first install on a real cluster (kind, tests/e2e/test_kind.py) surfaced,
+each pinned here at the cheapest level that can see it. Render-level tests had passed them all.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import (
+    CHART,
+    REPO,
+    RELEASE,
+    containers,
+    env_of,
+    find,
+    one,
+    pod_spec,
+    render_chart,
+    run_helm,
+    workloads,
+)
+
+pytestmark = pytest.mark.chart
+AIRFLOW_DOCKERFILE = REPO / "images" / "airflow" / "Dockerfile"
+
+
+def airflow_pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    specs = {
+        o["metadata"]["name"]: pod_spec(o)
+        for o in workloads(objects)
+        if o["metadata"]["labels"].get("app.kubernetes.io/name") == "airflow"
+    }
+    template = one(objects, "ConfigMap", f"{RELEASE}-airflow-pod-template")
+    specs["worker pod template"] = yaml.safe_load(template["data"]["pod_template.yaml"])["spec"]
+    return specs
+
+
+def test_no_airflow_mount_hides_the_pipeline_modules_of_the_image() -> None:
+    """A ConfigMap mounted at /opt/trainyard hid /opt/trainyard/lib (the image's PYTHONPATH):
+    the DAG failed to import in the dag-processor and every worker pod."""
+    pythonpath = re.search(r"PYTHONPATH=(\S+)", AIRFLOW_DOCKERFILE.read_text())
+    assert pythonpath, "images/airflow/Dockerfile sets no PYTHONPATH"
+    for folder in pythonpath[1].split(":"):
+        for name, spec in airflow_pod_specs(render_chart()).items():
+            for container in containers(spec):
+                for mount in container.get("volumeMounts", []):
+                    path = mount["mountPath"].rstrip("/")
+                    assert not (folder + "/").startswith(path + "/"), (name, mount, folder)
+
+
+def test_the_api_servers_passwords_file_is_writable() -> None:
+    """SimpleAuthManager opens its passwords file with "a+"/"r+": on the read-only Secret mount
+    the api-server crashed at startup ("Read-only file system")."""
+    objects = render_chart()
+    spec = pod_spec(one(objects, "Deployment", f"{RELEASE}-airflow-api-server"))
+    config = one(objects, "ConfigMap", f"{RELEASE}-airflow-config")["data"]
+    folder = str(Path(config["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).parent)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    (main,) = spec["containers"]
+    (mount,) = [m for m in main["volumeMounts"] if m["mountPath"] == folder]
+    assert not mount.get("readOnly") and "emptyDir" in volumes[mount["name"]]
+    # ... filled from the Secret before the server starts.
+    (copy,) = [c for c in spec["initContainers"] if c["name"] == "passwords-file"]
+    sources = {m["mountPath"]: volumes[m["name"]] for m in copy["volumeMounts"]}
+    assert sources[folder] is volumes[mount["name"]]
+    assert any("secret" in v for v in sources.values())
+
+
+def kubernetes_connection(env: dict[str, Any]) -> dict[str, Any]:
+    import json  # noqa: PLC0415
+
+    value = env["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
+    connection: dict[str, Any] = json.loads(value)
+    return connection
+
+
+def test_pod_operator_connection_in_workers_and_triggerer() -> None:
+    """Deferred trainer pods: the triggerer's async hook has no in-cluster fallback and died
+    with "Invalid kube-config file"; the XCom sidecar defaulted to an image from Docker Hub."""
+    specs = airflow_pod_specs(render_chart())
+    for name in ("worker pod template", f"{RELEASE}-airflow-triggerer"):
+        (container,) = [c for c in specs[name]["containers"] if c["name"] in ("base", "triggerer")]
+        connection = kubernetes_connection(env_of(container))
+        assert connection["conn_type"] == "kubernetes"
+        assert connection["extra"]["in_cluster"] is True
+        assert connection["extra"]["xcom_sidecar_container_image"] == "docker.io/library/alpine:3.24.2"
+    mirror = {"airflow": {"podOperator": {"xcomSidecarImage": {
+        "registry": "mirror.example.com", "repository": "tools/busybox", "tag": "1.36", "digest": "",
+    }}}}  # fmt: skip
+    specs = airflow_pod_specs(render_chart(mirror))
+    (base,) = [c for c in specs["worker pod template"]["containers"] if c["name"] == "base"]
+    extra = kubernetes_connection(env_of(base))["extra"]
+    assert extra["xcom_sidecar_container_image"] == "mirror.example.com/tools/busybox:1.36"
+
+
+def render_chart_version(tmp_path: Path, version: str) -> list[dict[str, Any]]:
+    chart = tmp_path / version / "trainyard"
+    shutil.copytree(CHART, chart)
+    meta = yaml.safe_load((chart / "Chart.yaml").read_text())
+    meta["version"] = version
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    text = run_helm("helm3", ["template", RELEASE, str(chart)])
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def test_jobs_are_new_objects_whenever_their_pod_template_changes(tmp_path: Path) -> None:
+    """`helm upgrade` to a new chart version failed: the bucket-init Job kept its name while
+    its pod template's labels (helm.sh/chart) changed, and a Job's template is immutable."""
+    before = {j["metadata"]["name"]: j for j in find(render_chart_version(tmp_path, "9.0.0"), "Job")}
+    after = {j["metadata"]["name"]: j for j in find(render_chart_version(tmp_path, "9.0.1"), "Job")}
+    assert before and len(before) == len(after)
+    for name, job in after.items():
+        if name in before:
+            assert before[name]["spec"]["template"] == job["spec"]["template"], name
+    # Values that only reach the pod template (resources) also make new Jobs.
+    base = {j["metadata"]["name"] for j in find(render_chart(), "Job")}
+    resources = {"requests": {"cpu": "30m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}}
+    changed = {"bucketInit": {"resources": resources}, "postgresql": {"ensureDatabases": {
+        "resources": resources}}}  # fmt: skip
+    assert not base & {j["metadata"]["name"] for j in find(render_chart(changed), "Job")}
+    assert base == {j["metadata"]["name"] for j in find(render_chart(), "Job")}
