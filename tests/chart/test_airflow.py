@@ -371,7 +371,9 @@ def airflow_python() -> str:
     return sys.executable
 
 
-def build_trainer_pods(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def build_trainer_pods(
+    documents: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
     """The DAG's `train` pods from platform.json documents, as Kubernetes (camelCase) dicts.
 
     Runs the project's Airflow in a subprocess with its own AIRFLOW_HOME (nothing leaks into
@@ -386,7 +388,12 @@ def build_trainer_pods(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
             text=True,
             timeout=300,
             check=False,
-            env={**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
+            env={
+                **os.environ,
+                "AIRFLOW_HOME": home,
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                **(env or {}),
+            },
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
     pods: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -14,8 +14,8 @@ import yaml
 
 from .conftest import (
     CHART,
-    REPO,
     RELEASE,
+    REPO,
     containers,
     env_of,
     find,
@@ -25,6 +25,7 @@ from .conftest import (
     run_helm,
     workloads,
 )
+from .test_airflow import build_trainer_pods, platform_json
 
 pytestmark = pytest.mark.chart
 AIRFLOW_DOCKERFILE = REPO / "images" / "airflow" / "Dockerfile"
@@ -70,6 +71,8 @@ def test_the_api_servers_passwords_file_is_writable() -> None:
     sources = {m["mountPath"]: volumes[m["name"]] for m in copy["volumeMounts"]}
     assert sources[folder] is volumes[mount["name"]]
     assert any("secret" in v for v in sources.values())
+    # ... owner-writable: a plain copy of the 0440 Secret file stayed read-only for the server.
+    assert copy["command"][:3] == ["install", "-m", "0600"], copy["command"]
 
 
 def kubernetes_connection(env: dict[str, Any]) -> dict[str, Any]:
@@ -89,10 +92,11 @@ def test_pod_operator_connection_in_workers_and_triggerer() -> None:
         connection = kubernetes_connection(env_of(container))
         assert connection["conn_type"] == "kubernetes"
         assert connection["extra"]["in_cluster"] is True
-        assert connection["extra"]["xcom_sidecar_container_image"] == "docker.io/library/alpine:3.24.2"
-    mirror = {"airflow": {"podOperator": {"xcomSidecarImage": {
-        "registry": "mirror.example.com", "repository": "tools/busybox", "tag": "1.36", "digest": "",
-    }}}}  # fmt: skip
+        assert (
+            connection["extra"]["xcom_sidecar_container_image"] == "docker.io/library/alpine:3.24.2"
+        )
+    image = {"registry": "mirror.example.com", "repository": "tools/busybox", "tag": "1.36"}
+    mirror = {"airflow": {"podOperator": {"xcomSidecarImage": {**image, "digest": ""}}}}
     specs = airflow_pod_specs(render_chart(mirror))
     (base,) = [c for c in specs["worker pod template"]["containers"] if c["name"] == "base"]
     extra = kubernetes_connection(env_of(base))["extra"]
@@ -112,7 +116,9 @@ def render_chart_version(tmp_path: Path, version: str) -> list[dict[str, Any]]:
 def test_jobs_are_new_objects_whenever_their_pod_template_changes(tmp_path: Path) -> None:
     """`helm upgrade` to a new chart version failed: the bucket-init Job kept its name while
     its pod template's labels (helm.sh/chart) changed, and a Job's template is immutable."""
-    before = {j["metadata"]["name"]: j for j in find(render_chart_version(tmp_path, "9.0.0"), "Job")}
+    before = {
+        j["metadata"]["name"]: j for j in find(render_chart_version(tmp_path, "9.0.0"), "Job")
+    }
     after = {j["metadata"]["name"]: j for j in find(render_chart_version(tmp_path, "9.0.1"), "Job")}
     assert before and len(before) == len(after)
     for name, job in after.items():
@@ -125,3 +131,22 @@ def test_jobs_are_new_objects_whenever_their_pod_template_changes(tmp_path: Path
         "resources": resources}}}  # fmt: skip
     assert not base & {j["metadata"]["name"] for j in find(render_chart(changed), "Job")}
     assert base == {j["metadata"]["name"] for j in find(render_chart(), "Job")}
+
+
+def test_trainer_pods_xcom_sidecar_runs_as_non_root_from_the_pinned_image() -> None:
+    """Every trainer pod has runAsNonRoot; the provider's sidecar (alpine, root by default) was
+    refused by the kubelet, and its image came from Docker Hub whatever the chart said."""
+    objects = render_chart()
+    specs = airflow_pod_specs(objects)
+    (base,) = [c for c in specs["worker pod template"]["containers"] if c["name"] == "base"]
+    connection = env_of(base)["AIRFLOW_CONN_KUBERNETES_DEFAULT"]
+    (pod,) = build_trainer_pods(
+        [platform_json(objects)], {"AIRFLOW_CONN_KUBERNETES_DEFAULT": connection}
+    )
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    (sidecar,) = [c for c in pod["spec"]["containers"] if c["name"] == "airflow-xcom-sidecar"]
+    assert sidecar["image"] == "docker.io/library/alpine:3.24.2"
+    context = sidecar["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}

@@ -177,7 +177,8 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
                 "node-role.kubernetes.io/control-plane:NoSchedule-",
             )
         for ref in [*built, *sources.public_images]:
-            cluster.load_docker_image(ref)
+            if not images.loaded_in_nodes(kind, name, ref):
+                cluster.load_docker_image(ref)
     except Exception:
         where = env.dump("cluster-setup")
         if not env.keep:

@@ -98,3 +98,26 @@ def rendered_images(objects: list[dict[str, Any]]) -> set[str]:
             platform = json.loads(obj["data"]["platform.json"])
             images.add(platform["trainer"]["image"])
     return images
+
+
+def loaded_in_nodes(kind: Path, cluster: str, ref: str) -> bool:
+    """Every node of the kind cluster already holds this exact image (same image ID as in
+    Docker): a kept cluster then skips the minute-long `kind load` of an unchanged image."""
+    docker_id = subprocess.run(
+        ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
+        capture_output=True, text=True, timeout=60, check=False,
+    ).stdout.strip()  # fmt: skip
+    nodes = subprocess.run(
+        [str(kind), "get", "nodes", "--name", cluster],
+        capture_output=True, text=True, timeout=60, check=False,
+    ).stdout.split()  # fmt: skip
+    if not docker_id or not nodes:
+        return False
+    for node in nodes:
+        proc = subprocess.run(
+            ["docker", "exec", node, "crictl", "inspecti", "--output", "json", normalize(ref)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0 or json.loads(proc.stdout)["status"]["id"] != docker_id:
+            return False
+    return True

@@ -63,7 +63,7 @@ def _image(ref: str, policy: bool = True) -> dict[str, str]:
 
 
 def status() -> str:
-    """"warm", or "cold: <what is missing>" (scripts/kind-offline status)."""
+    """ "warm", or "cold: <what is missing>" (scripts/kind-offline status)."""
     proc = subprocess.run(
         [str(KIND_OFFLINE), "status"], capture_output=True, text=True, timeout=60, check=False
     )

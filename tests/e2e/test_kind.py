@@ -140,7 +140,10 @@ def _smoke_objects(image: str) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
             "metadata": {"name": "smoke-data", **meta},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "64Mi"}}},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "64Mi"}},
+            },
         },
         {
             "apiVersion": "v1",
@@ -148,11 +151,16 @@ def _smoke_objects(image: str) -> list[dict[str, Any]]:
             "metadata": {"name": "smoke-server", "labels": labels, **meta},
             "spec": {
                 "containers": [
-                    {"name": "server", "image": image, "imagePullPolicy": "Never",
-                     "command": [*python, server], "ports": [{"containerPort": 8080}]}
+                    {
+                        "name": "server",
+                        "image": image,
+                        "imagePullPolicy": "Never",
+                        "command": [*python, server],
+                        "ports": [{"containerPort": 8080}],
+                    }
                 ]
             },
-        },  # fmt: skip
+        },
         {
             "apiVersion": "v1",
             "kind": "Service",
@@ -166,13 +174,17 @@ def _smoke_objects(image: str) -> list[dict[str, Any]]:
             "spec": {
                 **pod_spec,
                 "containers": [
-                    {"name": "client", "image": image, "imagePullPolicy": "Never",
-                     "command": [*python, client],
-                     "volumeMounts": [{"name": "data", "mountPath": "/data"}]}
+                    {
+                        "name": "client",
+                        "image": image,
+                        "imagePullPolicy": "Never",
+                        "command": [*python, client],
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                    }
                 ],
                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "smoke-data"}}],
             },
-        },  # fmt: skip
+        },
     ]
 
 
