@@ -143,6 +143,7 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         images=frozenset(images.normalize(r) for r in [*built, *sources.public_images]),
         artifacts=Path(str(option("e2e_artifacts"))),
         keep=bool(option("keep_cluster")),
+        built=tuple(built),
         values=sources.values,
         offline=sources.offline,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ class KindEnv:
     images: frozenset[str]  # loaded into every node, normalized (images.normalize)
     artifacts: Path
     keep: bool
+    # The trainyard images built by scripts/build-images (refs as built).
+    built: tuple[str, ...] = ()
     # Values added to every release (offline: the locally built images, see offline.py).
     values: dict[str, Any] = field(default_factory=dict)
     offline: bool = False
@@ -96,6 +99,16 @@ class KindEnv:
                 platform.close_forwards()
             else:
                 platform.uninstall()
+
+    def load_image(self, ref: str) -> None:
+        """`kind load docker-image` into every node (skipped when they hold it already)."""
+        from .images import loaded_in_nodes  # noqa: PLC0415
+
+        if not loaded_in_nodes(self.kind, self.name, ref):
+            subprocess.run(
+                [str(self.kind), "load", "docker-image", "--name", self.name, ref],
+                check=True, capture_output=True, timeout=1800,
+            )  # fmt: skip
 
     def node(self, label: tuple[str, str]) -> str:
         """The one node carrying the label."""

@@ -1,5 +1,10 @@
-"""The chart a user upgrades from: the previous chart version, taken from git.
+"""The chart a user upgrades from: the last release, or the previous chart version, from git.
 
+Releases (docs/releasing.md) are recorded in CHANGELOG.md: "## [<version>] - <date>" and the
+git tree id of charts/trainyard at the release ("Chart tree: `<id>`"), so a release is found
+by its content, with or without its tag (CI clones may carry no tags).
+
+Without releases:
 The previous version is the highest `version:` below the working tree's that
 charts/trainyard/Chart.yaml has had in the history of HEAD. Its source is the release tag
 `trainyard-<version>` (chart-releaser's naming) or `v<version>` when one exists; otherwise the
@@ -11,8 +16,11 @@ with `git archive` (the committed tree only, nothing from the working tree).
 from __future__ import annotations
 
 import io
+import os
+import re
 import subprocess
 import tarfile
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +28,77 @@ import yaml
 from packaging.version import InvalidVersion, Version
 
 CHART_PATH = "charts/trainyard"
+CHANGELOG = "CHANGELOG.md"
+_RELEASE = re.compile(
+    r"^## \[(?P<version>[^\]]+)\] - (?P<date>\d{4}-\d\d-\d\d)\s*\n+"
+    r"Chart tree: `(?P<tree>[0-9a-f]{40})`",
+    re.MULTILINE,
+)
+_ENTRY = re.compile(
+    r"^## \[(?P<version>[^\]]+)\] - (?P<state>unreleased|\d{4}-\d\d-\d\d)", re.MULTILINE
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    version: str
+    tree: str  # git tree id of charts/trainyard at the release
+
+
+def releases(repo: Path) -> list[Release]:
+    """The released chart versions recorded in CHANGELOG.md, oldest first."""
+    text = (repo / CHANGELOG).read_text()
+    found = [Release(m["version"], m["tree"]) for m in _RELEASE.finditer(text)]
+    return sorted(found, key=lambda r: Version(r.version))
+
+
+def changelog_entries(repo: Path) -> dict[str, str]:
+    """version -> "unreleased" or the release date, for every CHANGELOG.md entry."""
+    return {m["version"]: m["state"] for m in _ENTRY.finditer((repo / CHANGELOG).read_text())}
+
+
+def working_tree_id(repo: Path) -> str:
+    """The git tree id charts/trainyard would have if the working tree were committed now
+    (untracked files included, ignored ones not), via a throw-away index."""
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+
+        def git(*args: str) -> str:
+            return subprocess.run(
+                ["git", "-C", str(repo), *args],
+                capture_output=True, text=True, check=True, timeout=60, env=env,
+            ).stdout.strip()  # fmt: skip
+
+        git("read-tree", "--empty")
+        git("add", "--all", "--", CHART_PATH)
+        return git("write-tree", f"--prefix={CHART_PATH}/")
+
+
+def release_commit(repo: Path, release: Release) -> PreviousChart:
+    """A commit holding the released chart: its tag if that matches, else the newest commit of
+    HEAD's history whose charts/trainyard tree is the recorded one."""
+    tag = f"trainyard-{release.version}"
+    with_tag = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"],
+        capture_output=True, text=True, check=False, timeout=60,
+    ).stdout.strip()  # fmt: skip
+    if with_tag and _tree_at(repo, with_tag) == release.tree:
+        return PreviousChart(release.version, with_tag, f"release tag {tag}")
+    for commit in _git(repo, "rev-list", "HEAD", "--", CHART_PATH).split():
+        if _tree_at(repo, commit) == release.tree:
+            return PreviousChart(
+                release.version, commit, f"release {release.version} ({commit[:12]})"
+            )
+    raise NoPreviousReleaseError(
+        f"release {release.version}: no commit of HEAD has its chart tree {release.tree}"
+    )
+
+
+def _tree_at(repo: Path, commit: str) -> str | None:
+    try:
+        return _git(repo, "rev-parse", f"{commit}:{CHART_PATH}").strip()
+    except subprocess.CalledProcessError:
+        return None
 
 
 @dataclass(frozen=True)

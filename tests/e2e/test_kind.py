@@ -8,14 +8,18 @@ Each class installs a fresh release: the journey assumes a platform without a ch
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import yaml
+from packaging.version import Version
 
 from . import images, previous_chart
 from .kindenv import CHART, GPU_NODE_LABEL, KIND_VALUES, KindEnv
@@ -27,6 +31,7 @@ from .scenario import Endpoints, run_scenario, run_upgrade_check
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3 * 3600)]
 
 TRAINER_PODS = "app.kubernetes.io/component=trainer"
+CHART_APP_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appVersion"])
 JOURNEY_TIMEOUT_S = 1800
 
 
@@ -271,44 +276,85 @@ class TestFakeGpu:
             assert roles.get(pod.node) == "control-plane", describe([pod])
 
 
+@dataclass(frozen=True)
+class UpgradeTarget:
+    chart: Path
+    values: Path
+    version: str
+    app_version: str
+
+
 @pytest.fixture(scope="class")
 def previous_release(
     request: pytest.FixtureRequest, kind_env: KindEnv, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Platform]:
-    """A release of the previous chart version (see previous_chart.py), on its own kind values."""
-    current = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
+    """A release of the last chart release (CHANGELOG.md, docs/releasing.md), or of
+    --previous-chart, on its own kind values."""
     rev = request.config.getoption("previous_chart")
     try:
         if rev:
             previous = previous_chart.at(images.REPO, str(rev))
         else:
-            previous = previous_chart.find(images.REPO, current)
+            released = previous_chart.releases(images.REPO)
+            if not released:
+                raise previous_chart.NoPreviousReleaseError("CHANGELOG.md records no release")
+            previous = previous_chart.release_commit(images.REPO, released[-1])
     except previous_chart.NoPreviousReleaseError as exc:
-        pytest.skip(str(exc))
+        pytest.fail(f"no chart to upgrade from: {exc}")
     chart = previous_chart.export(images.REPO, previous, tmp_path_factory.mktemp("previous"))
     values = chart / "ci" / "kind-values.yaml"
-    if not values.is_file():
-        pytest.skip(
-            f"the previous chart {previous.version} ({previous.source}) has no {values.name}"
-        )
     # Its images must be among those loaded: this tree builds only its own appVersion's images.
     rendered = _render(kind_env, chart, [values])
     missing = {images.normalize(i) for i in images.rendered_images(rendered)} - kind_env.images
+    missing -= {images.normalize(i) for i in offline_replaced(kind_env, rendered)}
     if missing:
-        pytest.skip(
-            f"the previous chart {previous.version} ({previous.source}) needs images this tree "
-            f"does not build: {', '.join(sorted(missing))}"
+        pytest.fail(
+            f"the release {previous.version} ({previous.source}) needs images this tree does "
+            f"not build: {', '.join(sorted(missing))}"
         )
-    # Charts before the training namespace existed cannot be told where to train.
-    chart_values = yaml.safe_load((chart / "values.yaml").read_text())
-    training = "namespace" in (chart_values["global"].get("training") or {})
     yield from kind_env.platform(
         "upgrade",
         [values],
         chart=chart,
-        override_training=training,
         chart_source=f"chart {previous.version} from {previous.source}",
     )
+
+
+def offline_replaced(kind_env: KindEnv, rendered: list[dict[str, Any]]) -> set[str]:
+    """Images of the default values that the offline values replace (postgres, minio)."""
+    if not kind_env.offline:
+        return set()
+    return images.rendered_images(rendered) & set(images.PUBLIC_IMAGES)
+
+
+@pytest.fixture(scope="class")
+def upgrade_target(
+    kind_env: KindEnv, previous_release: Platform, tmp_path_factory: pytest.TempPathFactory
+) -> UpgradeTarget:
+    """What the release is upgraded to: the working tree's chart when it differs from the
+    release; else the next version a platform team would get: the next patch version, a new
+    appVersion with its image tags (this tree's images, retagged and loaded), changed values."""
+    meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    released = previous_chart.releases(images.REPO)
+    if not released or previous_chart.working_tree_id(images.REPO) != released[-1].tree:
+        return UpgradeTarget(CHART, KIND_VALUES, str(meta["version"]), str(meta["appVersion"]))
+    chart = tmp_path_factory.mktemp("next") / "trainyard"
+    shutil.copytree(CHART, chart)
+    version = Version(str(meta["version"]))
+    meta["version"] = f"{version.major}.{version.minor}.{version.micro + 1}"
+    meta["appVersion"] = f"{meta['appVersion']}-next"
+    (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    values = chart / "ci" / "kind-values.yaml"
+    changed = yaml.safe_load(values.read_text())
+    changed["pipeline"]["maxParallelTrials"] = 3
+    changed["mlflow"]["resources"]["limits"]["memory"] = "2Gi"
+    values.write_text(yaml.safe_dump(changed, sort_keys=False))
+    for ref in sorted(kind_env.built):
+        repository, tag = ref.rsplit(":", 1)
+        new = f"{repository}:{tag.replace(str(CHART_APP_VERSION), meta['appVersion'], 1)}"
+        subprocess.run(["docker", "tag", ref, new], check=True, timeout=60)
+        kind_env.load_image(new)
+    return UpgradeTarget(chart, values, meta["version"], meta["appVersion"])
 
 
 def _render(kind_env: KindEnv, chart: Path, values: list[Path]) -> list[dict[str, Any]]:
@@ -322,26 +368,26 @@ def _render(kind_env: KindEnv, chart: Path, values: list[Path]) -> list[dict[str
 
 
 class TestUpgrade:
-    def test_upgrade_from_previous_version_keeps_data_and_secrets(
-        self, previous_release: Platform
+    def test_upgrade_from_the_last_release_keeps_data_and_secrets(
+        self, previous_release: Platform, upgrade_target: UpgradeTarget
     ) -> None:
         platform = previous_release
         endpoints = platform.endpoints()
-        # The journey on the previous chart, with this tree's images (the same appVersion tags):
-        # what a user has running before upgrading the chart.
+        # The journey on the release, with this tree's images (the same appVersion tags): what
+        # a user has running before upgrading the chart.
         try:
             journey(platform, endpoints)
         except Exception as exc:
             pytest.fail(
-                f"the journey failed BEFORE the upgrade, on the previous chart "
-                f"({platform.chart_source}) with this tree's images: {type(exc).__name__}: {exc}"
+                f"the journey failed BEFORE the upgrade, on {platform.chart_source} with this "
+                f"tree's images: {type(exc).__name__}: {exc}"
             )
         before = platform.state()
         objects_before = s3_objects(endpoints)
         champion_before = champion_version(endpoints)
 
-        platform.deploy(CHART, [KIND_VALUES], upgrade=True)
-        platform.chart_source = "charts/trainyard of the working tree (upgraded)"
+        platform.deploy(upgrade_target.chart, [upgrade_target.values], upgrade=True)
+        platform.chart_source = f"chart {upgrade_target.version} at {upgrade_target.chart}"
 
         after = platform.state()
         changed = [
@@ -362,8 +408,14 @@ class TestUpgrade:
         assert not changed, f"objects changed by the upgrade: {changed[:20]}"
         assert champion_version(endpoints) == champion_before
         history = platform.helm_run("history", platform.release, "--output", "yaml")
-        current = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["version"])
-        assert yaml.safe_load(history)[-1]["chart"] == f"trainyard-{current}", history
+        assert yaml.safe_load(history)[-1]["chart"] == f"trainyard-{upgrade_target.version}"
+        # The new appVersion's images run (the platform rolled to them).
+        running = {
+            c["image"]
+            for pod in platform.kube.get("pods", "--namespace", platform.namespace)["items"]
+            for c in pod["spec"]["containers"]
+        }
+        assert any(i.endswith(f":{upgrade_target.app_version}") for i in running), running
         journey(platform, endpoints)
 
 

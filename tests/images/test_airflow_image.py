@@ -1,16 +1,26 @@
-"""The Airflow image, built by scripts/build-images on top of the official apache/airflow image.
+"""The Airflow image, built by scripts/build-images on the official apache/airflow image, or,
+without a registry, on the plain Python base (TRAINYARD_TEST_AIRFLOW_BASE names another).
 
-That base cannot be made offline, so without registry access these tests skip with the pull
-error (TRAINYARD_TEST_AIRFLOW_BASE names a local copy). What they check is what the chart
-relies on: uid 50000, and the DAG loads in the image with the pipeline modules it carries.
+What they check is what the chart relies on, run the way the chart runs it (its rendered
+settings, mounts, user and read-only root filesystem): uid 50000, the DAG loads with the
+pipeline modules the image carries and the platform config where the chart mounts it (a mount
+that hid the modules broke every Airflow pod on the first real cluster), and the
+object-storage XCom backend writes to a real S3 server with the chart's settings.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.chart.conftest import RELEASE, containers, one, pod_spec, render_chart
+from tests.conftest import Services
 from tests.images.conftest import BuiltImage, docker
 
 pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
@@ -46,3 +56,94 @@ def test_the_dag_loads_in_the_image(airflow_image: BuiltImage) -> None:
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert result["dags"]["ml_training_pipeline"] > 5
+
+
+def chart_container(objects: list[dict[str, Any]], component: str) -> dict[str, Any]:
+    deployment = one(objects, "Deployment", f"{RELEASE}-airflow-{component}")
+    (container,) = [c for c in containers(pod_spec(deployment)) if c["name"] == component]
+    return container
+
+
+def run_as_the_chart(
+    image: str, objects: list[dict[str, Any]], component: str, workdir: Path,
+    env: dict[str, str], code: str,
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    """`python -c code` in the image with the component's settings from the rendered chart:
+    the airflow-config env, the platform.json ConfigMap at its mountPath, uid 50000, read-only
+    root with emptyDirs where the chart has them."""
+    container = chart_container(objects, component)
+    config = one(objects, "ConfigMap", f"{RELEASE}-airflow-config")["data"]
+    platform = one(objects, "ConfigMap", f"{RELEASE}-platform")["data"]["platform.json"]
+    options = ["--rm", "--network", "host", "--user", "50000:0", "--read-only"]
+    for mount in container["volumeMounts"]:
+        if mount["name"] == "platform-config":
+            folder = workdir / "platform-config"
+            folder.mkdir(exist_ok=True)
+            (folder / "platform.json").write_text(platform)
+            folder.chmod(0o755)
+            options += ["-v", f"{folder}:{mount['mountPath']}:ro"]
+        elif mount["name"] in ("tmp", "logs"):
+            options += ["--tmpfs", f"{mount['mountPath']}:uid=50000,gid=0,mode=1777"]
+    variables = {**config, **env}
+    flags = [flag for name in variables for flag in ("-e", name)]
+    return subprocess.run(
+        ["docker", "run", *options, *flags, "--entrypoint", "python", image, "-c", code],
+        env={**os.environ, **variables},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_the_dag_loads_with_the_charts_mounts_and_settings(
+    airflow_image: BuiltImage, tmp_path: Path
+) -> None:
+    load = "\n".join(line for line in LOAD_DAGS.splitlines() if "platform.json" not in line)
+    proc = run_as_the_chart(airflow_image.ref, render_chart(), "dag-processor", tmp_path, {}, load)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["errors"] == {}
+    assert result["dags"]["ml_training_pipeline"] > 5
+
+
+WRITE_XCOM = """
+import json
+from airflow.providers.common.io.xcom.backend import XComObjectStorageBackend
+value = {"grid": [{"lr": i / 1000, "hidden": 64} for i in range(200)]}
+ref = XComObjectStorageBackend.serialize_value(
+    value, key="return_value", dag_id="ml_training_pipeline", run_id="image-test",
+    task_id="generate_hyperparams")
+# Airflow 3: the serialized form of the path string (older: JSON bytes of it).
+ref = ref.decode() if isinstance(ref, bytes) else ref
+ref = json.loads(ref) if ref.startswith('"') else ref
+print(json.dumps({"ref": ref}))
+"""
+
+
+def test_the_xcom_backend_writes_to_s3_with_the_charts_settings(
+    airflow_image: BuiltImage, services: Services, tmp_path: Path
+) -> None:
+    objects = render_chart()
+    config = one(objects, "ConfigMap", f"{RELEASE}-airflow-config")["data"]
+    path = config["AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH"]  # s3://<conn>@<bucket>/<prefix>
+    conn_id, _, rest = path.removeprefix("s3://").partition("@")
+    bucket, _, prefix = rest.partition("/")
+    client = services.s3.client()
+    with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+        client.create_bucket(Bucket=bucket)
+    s3 = services.s3.client_env()
+    connection = {
+        "conn_type": "aws",
+        "login": s3["AWS_ACCESS_KEY_ID"],
+        "password": s3["AWS_SECRET_ACCESS_KEY"],
+        "extra": {"endpoint_url": s3["AWS_ENDPOINT_URL_S3"], "region_name": "us-east-1"},
+    }
+    env = {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(connection)}
+    proc = run_as_the_chart(airflow_image.ref, objects, "scheduler", tmp_path, env, WRITE_XCOM)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ref = json.loads(proc.stdout.strip().splitlines()[-1])["ref"]
+    assert isinstance(ref, str) and ref.startswith(f"s3://{conn_id}@{bucket}/{prefix}/"), ref
+    key = ref.split(f"@{bucket}/", 1)[1]
+    stored = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored, f"nothing stored at s3://{bucket}/{key}"
