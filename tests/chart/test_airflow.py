@@ -228,11 +228,16 @@ def test_migrations_run_in_init_containers_not_hooks_or_jobs() -> None:
     objects = render_chart()
     assert not [j for j in find(objects, "Job") if "airflow" in j["metadata"]["name"]]
     scheduler = pod_spec(deployment(objects, "scheduler"))
-    assert scheduler["initContainers"][0]["args"] == ["db", "migrate"]
+    # Each waits for the database first (a fresh Postgres is not up yet), then does its job.
+    (script,) = scheduler["initContainers"][0]["args"]
+    assert script.startswith("airflow db check --retry ")
+    assert script.endswith("&& exec airflow db migrate")
     assert deployment(objects, "scheduler")["spec"]["strategy"]["type"] == "Recreate"
     for component in ("api-server", "dag-processor", "triggerer"):
         init = pod_spec(deployment(objects, component))["initContainers"][0]
-        assert init["args"][:2] == ["db", "check-migrations"]
+        (script,) = init["args"]
+        assert script.startswith("airflow db check --retry ")
+        assert "&& exec airflow db check-migrations --migration-wait-timeout " in script
 
 
 def test_generated_airflow_secrets_and_admin_password_file(helm: str) -> None:

@@ -150,3 +150,20 @@ def test_trainer_pods_xcom_sidecar_runs_as_non_root_from_the_pinned_image() -> N
     assert context["runAsNonRoot"] is True and context["runAsUser"] != 0
     assert context["allowPrivilegeEscalation"] is False
     assert context["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_seaweedfs_has_room_for_the_volumes_every_bucket_grows() -> None:
+    """SeaweedFS grows 7 volumes per collection at the first write; with -volume.max=0 (free
+    disk / volume size) the fourth bucket, mlflow, had none: every model upload failed."""
+    objects = render_chart({"global": {"objectStore": {"provider": "seaweedfs"}}})
+    (store,) = [s for s in find(objects, "StatefulSet") if "seaweedfs" in s["metadata"]["name"]]
+    (container,) = containers(pod_spec(store))
+    flags = dict(a.lstrip("-").split("=", 1) for a in container["args"] if "=" in a)
+    buckets = yaml.safe_load((CHART / "values.yaml").read_text())["global"]["objectStore"][
+        "buckets"
+    ]
+    assert int(flags["volume.max"]) >= 7 * (len(buckets) + 1), flags
+    low = {"global": {"objectStore": {"provider": "seaweedfs"}},
+           "objectstore": {"seaweedfs": {"maxVolumes": 20}}}  # fmt: skip
+    with pytest.raises(Exception, match="maxVolumes=20 is too low"):
+        render_chart(low)
