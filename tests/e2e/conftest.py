@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from . import images, kindconfig, offline, prereqs
+from .figures import FIGURES
 from .kindenv import FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
 from .kube import Kube, KubectlError
 from .release import Platform
@@ -242,3 +243,10 @@ def pytest_runtest_makereport(
                 where = env.dump(f"{item.name}{suffix}", platform)
                 report.sections.append(("kind artifacts", f"cluster state saved in {where}"))
     return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if FIGURES:
+        terminalreporter.write_sep("-", "trainyard end-to-end figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)

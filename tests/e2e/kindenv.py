@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from .artifacts import dump, kind_exporter
+from .figures import timed
 from .images import REPO
 from .kube import Kube
 from .release import Platform
@@ -88,7 +89,8 @@ class KindEnv:
                 json.dump(self.values, handle)
             platform.extra_values = Path(handle.name)
         try:
-            platform.deploy(chart, values_files)
+            with timed(f"helm install --wait, all pods ready ({label})"):
+                platform.deploy(chart, values_files)
         except Exception as exc:
             where = self.dump(f"{label}-install", platform)
             pytest.fail(f"installing {chart} ({label}) failed: {exc}\ncluster state: {where}")

@@ -112,6 +112,9 @@ class PodRecorder:
     def __init__(self, kube: Kube, namespace: str, selector: str) -> None:
         self.kube, self.namespace, self.selector = kube, namespace, selector
         self.pods: dict[str, PodRecord] = {}
+        self.started = time.monotonic()
+        # Seconds from the recorder's start to the first pod seen Running.
+        self.first_running_s: float | None = None
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._stop = threading.Event()
@@ -181,6 +184,8 @@ class PodRecorder:
             node_selector=spec.get("nodeSelector") or {},
         )
         with self._changed:
+            if record.phase == "Running" and self.first_running_s is None:
+                self.first_running_s = time.monotonic() - self.started
             previous = self.pods.get(record.uid)
             if previous and not record.node:
                 record.node = previous.node  # a deletion event may come without it

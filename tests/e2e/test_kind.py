@@ -22,6 +22,7 @@ import yaml
 from packaging.version import Version
 
 from . import images, previous_chart
+from .figures import record, timed
 from .kindenv import CHART, GPU_NODE_LABEL, KIND_VALUES, KindEnv
 from .kube import PodRecord, PodRecorder
 from .release import Platform
@@ -50,9 +51,13 @@ def recorded_journey(platform: Platform) -> list[PodRecord]:
     """Run the journey while recording every trainer pod (succeeded ones are deleted at once)."""
     recorder = PodRecorder(platform.kube, platform.training_namespace, TRAINER_PODS)
     try:
-        journey(platform, platform.endpoints())
+        with timed(f"journey on kind ({platform.namespace})"):
+            journey(platform, platform.endpoints())
     finally:
         recorder.close()
+    if recorder.first_running_s is not None:
+        record(f"journey start to first trainer pod Running ({platform.namespace})",
+               recorder.first_running_s)  # fmt: skip
     pods = recorder.snapshot()
     assert pods, f"no trainer pod was seen in {platform.training_namespace}"
     return pods

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.e2e.figures import timed
 from tests.e2e.scenario import Endpoints, run_scenario
 from trainyard.standalone import runtime
 
@@ -37,4 +38,5 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
 
 
 def test_user_journey_on_the_standalone_platform(standalone: Endpoints) -> None:
-    run_scenario(standalone, timeout_s=900)
+    with timed("journey on the standalone runtime"):
+        run_scenario(standalone, timeout_s=900)
