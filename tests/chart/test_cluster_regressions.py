@@ -14,6 +14,7 @@ import yaml
 
 from .conftest import (
     CHART,
+    NAMESPACE,
     RELEASE,
     REPO,
     containers,
@@ -167,3 +168,39 @@ def test_seaweedfs_has_room_for_the_volumes_every_bucket_grows() -> None:
            "objectstore": {"seaweedfs": {"maxVolumes": 20}}}  # fmt: skip
     with pytest.raises(Exception, match="maxVolumes=20 is too low"):
         render_chart(low)
+
+
+def test_mlflow_answers_a_port_forward_on_any_local_port() -> None:
+    """MLflow's DNS-rebinding guard matches the Host header against --allowed-hosts (fnmatch
+    where a pattern has "*"): only 127.0.0.1:5000 was allowed, and a port-forward to another
+    local port got 403 "Invalid Host header" for every API call."""
+    import fnmatch  # noqa: PLC0415
+
+    objects = render_chart()
+    (deployment,) = [
+        d for d in find(objects, "Deployment") if d["metadata"]["name"].endswith("-mlflow")
+    ]
+    (server,) = [c for c in containers(pod_spec(deployment)) if c["name"] == "mlflow"]
+    (flag,) = [a for a in server["args"] if a.startswith("--allowed-hosts=")]
+    allowed = flag.split("=", 1)[1].split(",")
+
+    def accepted(host: str) -> bool:
+        return any(fnmatch.fnmatch(host, a) if "*" in a else host == a for a in allowed)
+
+    for host in ("127.0.0.1:42867", "localhost:15000", f"{RELEASE}-mlflow.{NAMESPACE}.svc:5000"):
+        assert accepted(host), (host, allowed)
+    assert not accepted("evil.example.com") and not accepted("evil.example.com:5000")
+
+
+def test_helm_test_pods_keep_their_logs_for_helm_test_logs() -> None:
+    """`helm test --logs` failed with "unable to get pod logs": hook-succeeded deleted the pods
+    before Helm read their logs."""
+    tests = [
+        o
+        for o in render_chart()
+        if o["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    ]
+    assert tests
+    for pod in tests:
+        policy = pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")
+        assert "hook-succeeded" not in policy and "before-hook-creation" in policy

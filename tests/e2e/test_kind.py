@@ -26,7 +26,7 @@ from .figures import record, timed
 from .kindenv import CHART, GPU_NODE_LABEL, KIND_VALUES, KindEnv
 from .kube import PodRecord, PodRecorder
 from .release import Platform
-from .scenario import Endpoints, run_scenario, run_upgrade_check
+from .scenario import Endpoints, run_first_day, run_scenario, run_upgrade_check
 
 # Image builds, a cluster and an install come first; one journey takes minutes on kind.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3 * 3600)]
@@ -36,23 +36,27 @@ CHART_APP_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appV
 JOURNEY_TIMEOUT_S = 1800
 
 
-def journey(platform: Platform, endpoints: Endpoints) -> None:
-    """The scenario on a fresh release; on one that already ran it, the one-more-run check."""
+def journey(platform: Platform, endpoints: Endpoints, full: bool = True) -> None:
+    """The scenario on a fresh release (full: both days; else the first day, which trains and
+    deploys); on one that already ran it, the one-more-run check."""
     try:
         if platform.scenario_runs:
             run_upgrade_check(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
-        else:
+        elif full:
             run_scenario(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
+        else:
+            run_first_day(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
     finally:
         platform.scenario_runs += 1  # even a failed run leaves state behind
 
 
-def recorded_journey(platform: Platform) -> list[PodRecord]:
+def recorded_journey(platform: Platform, full: bool = True) -> list[PodRecord]:
     """Run the journey while recording every trainer pod (succeeded ones are deleted at once)."""
     recorder = PodRecorder(platform.kube, platform.training_namespace, TRAINER_PODS)
+    days = "both days" if full else "first day"
     try:
-        with timed(f"journey on kind ({platform.namespace})"):
-            journey(platform, platform.endpoints())
+        with timed(f"journey on kind, {days} ({platform.namespace})"):
+            journey(platform, platform.endpoints(), full)
     finally:
         recorder.close()
     if recorder.first_running_s is not None:
@@ -263,7 +267,7 @@ class TestFakeGpu:
     def test_trials_request_gpus_and_run_on_the_gpu_pool(
         self, gpu_platform: Platform, gpu_worker: str, kind_env: KindEnv
     ) -> None:
-        pods = recorded_journey(gpu_platform)
+        pods = recorded_journey(gpu_platform, full=False)
         trials = [p for p in pods if p.task == "train"]
         others = [p for p in pods if p.task != "train"]
         assert trials, describe(pods)
@@ -381,7 +385,7 @@ class TestUpgrade:
         # The journey on the release, with this tree's images (the same appVersion tags): what
         # a user has running before upgrading the chart.
         try:
-            journey(platform, endpoints)
+            journey(platform, endpoints, full=False)
         except Exception as exc:
             pytest.fail(
                 f"the journey failed BEFORE the upgrade, on {platform.chart_source} with this "

@@ -10,7 +10,9 @@ metadata:
     {{- include "trainyard.platform.labels" (dict "root" $root "component" "test") | nindent 4 }}
   annotations:
     helm.sh/hook: test
-    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+    # Not hook-succeeded: `helm test --logs` reads the logs after the pods finish, and a pod
+    # deleted on success has none ("unable to get pod logs"). The next `helm test` replaces them.
+    helm.sh/hook-delete-policy: before-hook-creation
     checkov.io/skip1: CKV_K8S_43=Images are pinned by tag; set toolsImage.digest to pin by digest as well.
     checkov.io/skip2: CKV_K8S_15=Pinned, immutable tags; IfNotPresent lets kind/air-gapped nodes use preloaded images (toolsImage.pullPolicy overrides).
     checkov.io/skip3: CKV_K8S_35=The clients under test (libpq, boto3, MLflow) read credentials from environment variables; they come from secretKeyRef, never literals.

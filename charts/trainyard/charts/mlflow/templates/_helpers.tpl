@@ -22,7 +22,8 @@
 {{- range $name := list $svc (printf "%s.%s" $svc .Release.Namespace) (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) -}}
 {{- $hosts = concat $hosts (list $name (printf "%s:%s" $name $port)) -}}
 {{- end -}}
-{{- $hosts = concat $hosts (list "localhost" (printf "localhost:%s" $port) "127.0.0.1" (printf "127.0.0.1:%s" $port)) -}}
+{{- /* Any local port: `kubectl port-forward svc/... 15000:5000` sends Host 127.0.0.1:15000. */ -}}
+{{- $hosts = concat $hosts (list "localhost" "localhost:*" "127.0.0.1" "127.0.0.1:*") -}}
 {{- with .Values.ingress.host }}{{ $hosts = append $hosts . }}{{ end -}}
 {{- $hosts = concat $hosts .Values.allowedHosts -}}
 {{- $hosts | uniq | join "," -}}
