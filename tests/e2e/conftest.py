@@ -148,8 +148,14 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         values=sources.values,
         offline=sources.offline,
     )
-    # An existing cluster of this name is reused (--keep-cluster); delete it after changing
-    # kind-config.yaml: `kind delete cluster --name trainyard-e2e`.
+    # With --keep-cluster an existing cluster of this name is reused (delete it after changing
+    # kind-config.yaml: `kind delete cluster --name trainyard-e2e`); without, a fresh one is
+    # made (a cluster left from an earlier session may have lost its state with its engine).
+    if not env.keep:
+        subprocess.run(
+            [str(kind), "delete", "cluster", "--name", name],
+            capture_output=True, check=False, timeout=300,
+        )  # fmt: skip
     cluster.create(config_file=sources.kind_config)
     try:
         # Always the current credentials, also for a reused cluster.
