@@ -100,7 +100,7 @@ class KindEnv:
             if self.keep:
                 platform.close_forwards()
             else:
-                platform.uninstall()
+                platform.uninstall(wait=False)
 
     def load_image(self, ref: str) -> None:
         """`kind load docker-image` into every node (skipped when they hold it already)."""

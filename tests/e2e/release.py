@@ -93,16 +93,19 @@ class Platform:
     def helm_test(self) -> str:
         return self.helm_run("test", self.release, "--logs", "--timeout", "10m")
 
-    def uninstall(self) -> None:
+    def uninstall(self, wait: bool = True) -> None:
+        """helm uninstall, then the namespaces (the chart keeps the training namespace and
+        generated Secrets by design). wait=False after a test: the next test installs into
+        namespaces of its own, and the pods' CPU frees up while it starts."""
         self.close_forwards()
         with contextlib.suppress(HelmError):
             self.helm_run("uninstall", self.release, "--wait", "--timeout", "10m")
-        # Kept on uninstall by design (generated secrets, training namespace): remove them here.
         for namespace in (self.training_namespace, self.namespace):
             with contextlib.suppress(KubectlError):
                 self.kube.run(
-                    "delete", "namespace", namespace, "--ignore-not-found", "--timeout=300s"
-                )
+                    "delete", "namespace", namespace, "--ignore-not-found",
+                    "--timeout=300s" if wait else "--wait=false",
+                )  # fmt: skip
 
     def manifest(self) -> list[dict[str, Any]]:
         text = self.helm_run("get", "manifest", self.release)
