@@ -353,6 +353,13 @@ def upgrade_target(
     meta["version"] = f"{version.major}.{version.minor}.{version.micro + 1}"
     meta["appVersion"] = f"{meta['appVersion']}-next"
     (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
+    # The subcharts that run the trainyard images carry the same appVersion (a chart test keeps
+    # them equal): their images follow their own Chart.AppVersion.
+    for sub in (chart / "charts").glob("*/Chart.yaml"):
+        sub_meta = yaml.safe_load(sub.read_text())
+        if str(sub_meta.get("appVersion")) == CHART_APP_VERSION:
+            sub_meta["appVersion"] = meta["appVersion"]
+            sub.write_text(yaml.safe_dump(sub_meta, sort_keys=False))
     values = chart / "ci" / "kind-values.yaml"
     changed = yaml.safe_load(values.read_text())
     changed["pipeline"]["maxParallelTrials"] = 3
@@ -424,7 +431,11 @@ class TestUpgrade:
             for pod in platform.kube.get("pods", "--namespace", platform.namespace)["items"]
             for c in pod["spec"]["containers"]
         }
-        assert any(i.endswith(f":{upgrade_target.app_version}") for i in running), running
+        new_images = {i for i in running if i.endswith(f":{upgrade_target.app_version}")}
+        assert {i.rsplit(":", 1)[0] for i in new_images} >= {
+            "trainyard/airflow",
+            "trainyard/mlflow",
+        }, running
         journey(platform, endpoints)
 
 
