@@ -23,7 +23,7 @@ from packaging.version import Version
 
 from . import images, previous_chart
 from .figures import record, timed
-from .kindenv import CHART, GPU_NODE_LABEL, KIND_VALUES, KindEnv
+from .kindenv import CHART, GPU_NODE_LABEL, KindEnv
 from .kube import PodRecord, PodRecorder
 from .release import Platform
 from .scenario import Endpoints, run_first_day, run_scenario, run_upgrade_check
@@ -340,17 +340,17 @@ def offline_replaced(kind_env: KindEnv, rendered: list[dict[str, Any]]) -> set[s
 def upgrade_target(
     kind_env: KindEnv, previous_release: Platform, tmp_path_factory: pytest.TempPathFactory
 ) -> UpgradeTarget:
-    """What the release is upgraded to: the working tree's chart when it differs from the
-    release; else the next version a platform team would get: the next patch version, a new
-    appVersion with its image tags (this tree's images, retagged and loaded), changed values."""
+    """What the release is upgraded to, as a platform team's next upgrade looks: the working
+    tree's chart (its version; the next patch version while the tree is still the release)
+    with a new appVersion and its image tags (this tree's images, retagged and loaded) and
+    changed values."""
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
     released = previous_chart.releases(images.REPO)
-    if not released or previous_chart.working_tree_id(images.REPO) != released[-1].tree:
-        return UpgradeTarget(CHART, KIND_VALUES, str(meta["version"]), str(meta["appVersion"]))
     chart = tmp_path_factory.mktemp("next") / "trainyard"
     shutil.copytree(CHART, chart)
-    version = Version(str(meta["version"]))
-    meta["version"] = f"{version.major}.{version.minor}.{version.micro + 1}"
+    if released and previous_chart.working_tree_id(images.REPO) == released[-1].tree:
+        version = Version(str(meta["version"]))
+        meta["version"] = f"{version.major}.{version.minor}.{version.micro + 1}"
     meta["appVersion"] = f"{meta['appVersion']}-next"
     (chart / "Chart.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     # The subcharts that run the trainyard images carry the same appVersion (a chart test keeps
