@@ -63,7 +63,6 @@ class _Sources:
     public_images: list[str]  # loaded into the nodes besides the trainyard images
     build_args: list[str]  # for scripts/build-images
     values: dict[str, Any]  # added to every release (offline: the locally built images)
-    offline: bool
 
 
 def _registry_sources(option: Any, extra: list[str]) -> _Sources:
@@ -72,9 +71,7 @@ def _registry_sources(option: Any, extra: list[str]) -> _Sources:
     # The node image first: without it there is no cluster at all.
     for ref in [*sorted({n.image for n in kindconfig.load()}), *sorted(images.PUBLIC_IMAGES)]:
         prereqs.ensure_image(ref)
-    return _Sources(
-        kind, kubectl, kindconfig.KIND_CONFIG, sorted(images.PUBLIC_IMAGES), extra, {}, False
-    )
+    return _Sources(kind, kubectl, kindconfig.KIND_CONFIG, sorted(images.PUBLIC_IMAGES), extra, {})
 
 
 def _offline_sources(option: Any, extra: list[str], state: Path) -> _Sources:
@@ -87,7 +84,7 @@ def _offline_sources(option: Any, extra: list[str], state: Path) -> _Sources:
     base = prereqs.python_base_image()
     build_args = [f"--base-image=python={base}", f"--base-image=airflow={base}", *extra]
     config = toolchain.kind_config(kindconfig.KIND_CONFIG, state / "kind-config.yaml")
-    return _Sources(kind, kubectl, config, toolchain.images, build_args, toolchain.values(), True)
+    return _Sources(kind, kubectl, config, toolchain.images, build_args, toolchain.values())
 
 
 def _sources(option: Any, state: Path) -> _Sources:
@@ -146,7 +143,6 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         keep=bool(option("keep_cluster")),
         built=tuple(built),
         values=sources.values,
-        offline=sources.offline,
     )
     # With --keep-cluster an existing cluster of this name is reused (delete it after changing
     # kind-config.yaml: `kind delete cluster --name trainyard-e2e`); without, a fresh one is
@@ -185,8 +181,7 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
                 "node-role.kubernetes.io/control-plane:NoSchedule-",
             )
         for ref in [*built, *sources.public_images]:
-            if not images.loaded_in_nodes(kind, name, ref):
-                cluster.load_docker_image(ref)
+            env.load_image(ref)
     except Exception:
         where = env.dump("cluster-setup")
         if not env.keep:

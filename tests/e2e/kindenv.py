@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 
 from .artifacts import dump, kind_exporter
 from .figures import timed
-from .images import REPO
+from .images import REPO, loaded_in_nodes
 from .kube import Kube
 from .release import Platform
 
@@ -41,7 +39,6 @@ class KindEnv:
     built: tuple[str, ...] = ()
     # Values added to every release (offline: the locally built images, see offline.py).
     values: dict[str, Any] = field(default_factory=dict)
-    offline: bool = False
 
     def dump(
         self, folder: str, platform: Platform | None = None, namespaces: list[str] | None = None
@@ -84,10 +81,7 @@ class KindEnv:
         if chart_source:
             platform.chart_source = chart_source
         platform.uninstall()  # what a kept cluster may still hold from an earlier run
-        if self.values:
-            with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-                json.dump(self.values, handle)
-            platform.extra_values = Path(handle.name)
+        platform.extra_values = self.values
         try:
             with timed(f"helm install --wait, all pods ready ({label})"):
                 platform.deploy(chart, values_files)
@@ -104,8 +98,6 @@ class KindEnv:
 
     def load_image(self, ref: str) -> None:
         """`kind load docker-image` into every node (skipped when they hold it already)."""
-        from .images import loaded_in_nodes  # noqa: PLC0415
-
         if not loaded_in_nodes(self.kind, self.name, ref):
             subprocess.run(
                 [str(self.kind), "load", "docker-image", "--name", self.name, ref],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -47,7 +46,7 @@ class Platform:
     # Journeys run against this release so far (the second one is run_upgrade_check).
     scenario_runs: int = 0
     # Values of the cluster itself, after every other file (offline: the locally built images).
-    extra_values: Path | None = None
+    extra_values: dict[str, Any] = field(default_factory=dict)
     _manifest: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     # --- Helm -------------------------------------------------------------------------------
@@ -73,18 +72,21 @@ class Platform:
             # Each release trains in a namespace of its own: the training namespace is kept on
             # uninstall, and another release could not adopt it.
             overrides = {"global": {"training": {"namespace": self.training_namespace}}}
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-            json.dump(overrides, handle)
         try:
-            args = ["upgrade" if upgrade else "install", self.release, str(chart)]
-            extra = [self.extra_values] if self.extra_values else []
-            for path in [*values_files, *extra, Path(handle.name)]:
-                args += ["--values", str(path)]
-            if not upgrade:
-                args.append("--create-namespace")
-            self.helm_run(*args, "--wait", "--wait-for-jobs", "--timeout", HELM_TIMEOUT)
+            with tempfile.TemporaryDirectory() as tmp:
+                # After the chart's values files: the cluster's values, then this release's.
+                written = []
+                for index, extra in enumerate([self.extra_values, overrides]):
+                    path = Path(tmp) / f"values-{index}.yaml"
+                    path.write_text(json.dumps(extra))  # JSON is YAML
+                    written.append(path)
+                args = ["upgrade" if upgrade else "install", self.release, str(chart)]
+                for path in [*values_files, *written]:
+                    args += ["--values", str(path)]
+                if not upgrade:
+                    args.append("--create-namespace")
+                self.helm_run(*args, "--wait", "--wait-for-jobs", "--timeout", HELM_TIMEOUT)
         finally:
-            os.unlink(handle.name)
             self._manifest = None
         # What the chart made of it (the release namespace where there is no override).
         self.training_namespace = self.platform_config()["trainer"]["namespace"]

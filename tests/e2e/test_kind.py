@@ -7,6 +7,7 @@ Each class installs a fresh release: the journey assumes a platform without a ch
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -312,10 +313,12 @@ def previous_release(
         pytest.fail(f"no chart to upgrade from: {exc}")
     chart = previous_chart.export(images.REPO, previous, tmp_path_factory.mktemp("previous"))
     values = chart / "ci" / "kind-values.yaml"
-    # Its images must be among those loaded: this tree builds only its own appVersion's images.
-    rendered = _render(kind_env, chart, [values])
+    # Its images, with the cluster's values, must be among those loaded: this tree builds only
+    # its own appVersion's images.
+    cluster_values = tmp_path_factory.mktemp("values") / "cluster-values.yaml"
+    cluster_values.write_text(json.dumps(kind_env.values))  # JSON is YAML
+    rendered = _render(kind_env, chart, [values, cluster_values])
     missing = {images.normalize(i) for i in images.rendered_images(rendered)} - kind_env.images
-    missing -= {images.normalize(i) for i in offline_replaced(kind_env, rendered)}
     if missing:
         pytest.fail(
             f"the release {previous.version} ({previous.source}) needs images this tree does "
@@ -327,13 +330,6 @@ def previous_release(
         chart=chart,
         chart_source=f"chart {previous.version} from {previous.source}",
     )
-
-
-def offline_replaced(kind_env: KindEnv, rendered: list[dict[str, Any]]) -> set[str]:
-    """Images of the default values that the offline values replace (postgres, minio)."""
-    if not kind_env.offline:
-        return set()
-    return images.rendered_images(rendered) & set(images.PUBLIC_IMAGES)
 
 
 @pytest.fixture(scope="class")
@@ -374,8 +370,6 @@ def upgrade_target(
 
 
 def _render(kind_env: KindEnv, chart: Path, values: list[Path]) -> list[dict[str, Any]]:
-    import subprocess  # noqa: PLC0415
-
     args = [str(kind_env.helm), "template", "trainyard", str(chart)]
     for path in values:
         args += ["--values", str(path)]
