@@ -74,6 +74,14 @@ def working_tree_id(repo: Path) -> str:
         return git("write-tree", f"--prefix={CHART_PATH}/")
 
 
+def last_release(repo: Path) -> PreviousChart:
+    """The commit of the newest release CHANGELOG.md records: what the upgrade test starts from."""
+    released = releases(repo)
+    if not released:
+        raise NoPreviousReleaseError(f"{CHANGELOG} records no release (docs/releasing.md)")
+    return release_commit(repo, released[-1])
+
+
 def release_commit(repo: Path, release: Release) -> PreviousChart:
     """A commit holding the released chart: its tag if that matches, else the newest commit of
     HEAD's history whose charts/trainyard tree is the recorded one."""

@@ -305,10 +305,7 @@ def previous_release(
         if rev:
             previous = previous_chart.at(images.REPO, str(rev))
         else:
-            released = previous_chart.releases(images.REPO)
-            if not released:
-                raise previous_chart.NoPreviousReleaseError("CHANGELOG.md records no release")
-            previous = previous_chart.release_commit(images.REPO, released[-1])
+            previous = previous_chart.last_release(images.REPO)
     except previous_chart.NoPreviousReleaseError as exc:
         pytest.fail(f"no chart to upgrade from: {exc}")
     chart = previous_chart.export(images.REPO, previous, tmp_path_factory.mktemp("previous"))
