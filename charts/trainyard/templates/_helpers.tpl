@@ -67,7 +67,7 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- end -}}
 
 {{- define "trainyard.trainer.credentialsSecretName" -}}
-{{- .Values.training.credentialsSecretName | default (printf "%s-credentials" (include "trainyard.trainer.name" .)) -}}
+{{- .Values.training.credentialsSecretName | default (include "trainyard.fullname" (dict "root" . "component" "trainer-credentials")) -}}
 {{- end -}}
 
 {{/*

@@ -4,7 +4,7 @@
 apiVersion: v1
 kind: Pod
 metadata:
-  name: {{ printf "%s-test-%s" ($root.Release.Name | trunc 40 | trimSuffix "-") .check }}
+  name: {{ include "trainyard.fullname" (dict "root" $root "component" (printf "test-%s" .check)) }}
   namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "trainyard.platform.labels" (dict "root" $root "component" "test") | nindent 4 }}
@@ -49,6 +49,6 @@ spec:
       emptyDir: {}
     - name: scripts
       configMap:
-        name: {{ include "trainyard.platform.fullname" $root }}-scripts
+        name: {{ include "trainyard.fullname" (dict "root" $root "component" "platform-scripts") }}
         defaultMode: 0444
 {{- end -}}

@@ -19,7 +19,7 @@ spec:
       imagePullPolicy: {{ .Values.image.pullPolicy }}
       envFrom:
         - configMapRef:
-            name: {{ include "airflow.fullname" . }}-config
+            name: {{ include "trainyard.fullname" (dict "root" . "component" "airflow-config") }}
       env:
         {{- include "airflow.secretEnv" (dict "root" . "full" false) | nindent 8 }}
       ports:

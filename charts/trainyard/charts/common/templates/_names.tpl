@@ -6,9 +6,29 @@ are callable from the umbrella and from each subchart. Every template takes a di
 `root` (the caller's top-level context `$`) plus its own keys.
 */}}
 
-{{/* <release>-<component>, cut to the 63 characters of a DNS label. */}}
+{{/*
+<release>-<component>: a DNS label of at most `max` characters (default 63, the limit of a
+Service name and of a label value; StatefulSets pass 52, because their pods carry the label
+controller-revision-hash=<name>-<10-character hash>). A name that fits is used as is. A longer
+one keeps the whole component (cutting it made components collide, e.g. "postgresq" and
+"postgresq-hl" of a 53-character release) and shortens the release part, followed by 5 hex
+digits of the release name's sha256, so two long release names that share a prefix do not
+share objects. Every object name of the chart goes through here: objects that derive from a
+component (its headless Service, scripts ConfigMap, Jobs) pass "<component>-<suffix>".
+*/}}
 {{- define "trainyard.fullname" -}}
-{{- printf "%s-%s" .root.Release.Name .component | trunc 63 | trimSuffix "-" -}}
+{{- $max := .max | default 63 | int -}}
+{{- $release := .root.Release.Name -}}
+{{- $name := printf "%s-%s" $release .component -}}
+{{- if le (len $name) $max -}}
+{{- $name -}}
+{{- else -}}
+{{- $keep := sub $max (add (len .component) 7) | int -}}
+{{- if lt $keep 1 -}}
+{{- fail (printf "component name %q is too long for a %d-character name" .component $max) -}}
+{{- end -}}
+{{- printf "%s-%s-%s" ($release | trunc $keep | trimSuffix "-") ($release | sha256sum | trunc 5) .component -}}
+{{- end -}}
 {{- end -}}
 
 {{/* <service>.<namespace>.svc: resolvable from every namespace (task pods may live elsewhere). */}}

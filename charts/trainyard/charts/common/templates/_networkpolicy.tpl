@@ -12,7 +12,7 @@ Egress is left open: components reach the object store, databases and cloud endp
 apiVersion: networking.k8s.io/v1
 kind: NetworkPolicy
 metadata:
-  name: {{ printf "%s-%s" (include "trainyard.fullname" (dict "root" .root "component" (ternary "platform" .name (eq .name "trainyard"))) | trunc 45 | trimSuffix "-") .component | trunc 63 | trimSuffix "-" }}
+  name: {{ include "trainyard.fullname" (dict "root" .root "component" (printf "%s-%s" (ternary "platform" .name (eq .name "trainyard")) .component)) }}
   namespace: {{ .root.Release.Namespace }}
   labels:
     {{- include "trainyard.labels" (dict "root" .root "name" .name "component" .component) | nindent 4 }}

@@ -39,7 +39,7 @@ authorization_function = mlflow.server.auth:authenticate_request_basic_auth
 {{- end -}}
 
 {{- define "mlflow.authSecretName" -}}
-{{- printf "%s-auth" (include "mlflow.fullname" .) -}}
+{{- include "trainyard.fullname" (dict "root" . "component" "mlflow-auth") -}}
 {{- end -}}
 
 {{- define "mlflow.adminPasswordSecretName" -}}
