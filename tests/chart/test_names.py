@@ -84,42 +84,40 @@ def problems(objects: list[Manifest]) -> list[str]:
     return found
 
 
+def _refers_to(obj: Manifest) -> Iterator[tuple[str, str | None, str]]:
+    """(kind, namespace, name) of every object `obj` names."""
+    ns = obj["metadata"].get("namespace")
+    if obj["kind"] == "StatefulSet":
+        yield "Service", ns, obj["spec"]["serviceName"]
+    if obj["kind"] == "RoleBinding":
+        yield "Role", ns, obj["roleRef"]["name"]
+        for subject in obj["subjects"]:
+            yield "ServiceAccount", subject["namespace"], subject["name"]
+    if obj["kind"] in WORKLOAD_KINDS:
+        spec = pod_spec(obj)
+        if spec.get("serviceAccountName"):
+            yield "ServiceAccount", ns, spec["serviceAccountName"]
+        for volume in spec.get("volumes") or []:
+            sources = [volume, *((volume.get("projected") or {}).get("sources") or [])]
+            for source in sources:
+                if "configMap" in source and source["configMap"]["name"] != "kube-root-ca.crt":
+                    yield "ConfigMap", ns, source["configMap"]["name"]
+    if obj["kind"] in ("ConfigMap", *WORKLOAD_KINDS):
+        # Every <service>.<release namespace>.svc host a component is told about.
+        for host, namespace in SERVICE_HOST.findall(repr(obj)):
+            if namespace == NAMESPACE:
+                yield "Service", namespace, host
+
+
 def references(objects: list[Manifest]) -> list[str]:
     """Names one object uses to find another that the same render creates."""
     names = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
-    missing: list[str] = []
-
-    def need(kind: str, namespace: str | None, name: str, by: Manifest) -> None:
-        if (kind, name) == ("ConfigMap", "kube-root-ca.crt"):  # every namespace has it
-            return
-        if (kind, namespace, name) not in names:
-            missing.append(f"{ident(by)} refers to {kind} {namespace}/{name}, not rendered")
-
-    for obj in objects:
-        ns = obj["metadata"].get("namespace")
-        if obj["kind"] == "StatefulSet":
-            need("Service", ns, obj["spec"]["serviceName"], obj)
-        if obj["kind"] == "RoleBinding":
-            need("Role", ns, obj["roleRef"]["name"], obj)
-            for subject in obj["subjects"]:
-                need("ServiceAccount", subject["namespace"], subject["name"], obj)
-        if obj["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod"):
-            spec = pod_spec(obj)
-            if spec.get("serviceAccountName"):
-                need("ServiceAccount", ns, spec["serviceAccountName"], obj)
-            for volume in spec.get("volumes") or []:
-                if "configMap" in volume:
-                    need("ConfigMap", ns, volume["configMap"]["name"], obj)
-                for source in (volume.get("projected") or {}).get("sources") or []:
-                    if "configMap" in source:
-                        need("ConfigMap", ns, source["configMap"]["name"], obj)
-    # Every <service>.<namespace>.svc host a component is told about is a rendered Service.
-    text_objects = [o for o in objects if o["kind"] in ("ConfigMap", *WORKLOAD_KINDS)]
-    for obj in text_objects:
-        for host, namespace in SERVICE_HOST.findall(repr(obj)):
-            if namespace == NAMESPACE:
-                need("Service", namespace, host, obj)
-    return missing
+    return [
+        f"{ident(obj)} refers to {kind} {namespace}/{name}, not rendered"
+        for obj in objects
+        for kind, namespace, name in _refers_to(obj)
+        if (kind, namespace, name) not in names
+    ]
 
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "Job", "Pod")
