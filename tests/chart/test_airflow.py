@@ -297,34 +297,6 @@ def test_each_airflow_secret_can_come_from_an_existing_secret() -> None:
     assert not find(render_chart(everything), "Secret", f"{RELEASE}-airflow")
 
 
-def test_rbac_pod_management_in_airflow_and_training_namespaces_only(helm: str) -> None:
-    objects = render_chart(helm=helm)
-    assert not find(objects, "ClusterRole") and not find(objects, "ClusterRoleBinding")
-    launchers = find(objects, "Role", f"{RELEASE}-airflow-pod-launcher")
-    assert {r["metadata"]["namespace"] for r in launchers} == {NAMESPACE, TRAINING_NAMESPACE}
-    for role in launchers:
-        rules = {tuple(r["resources"]): set(r["verbs"]) for r in role["rules"]}
-        assert {"create", "get", "list", "watch", "delete"} <= rules[("pods",)]
-        assert rules[("pods/log",)] == {"get"}
-        for rule in role["rules"]:
-            assert "*" not in rule["verbs"] and "*" not in rule["resources"]
-            assert rule["apiGroups"] == [""]
-            assert "secrets" not in rule["resources"]
-    bindings = find(objects, "RoleBinding", f"{RELEASE}-airflow-pod-launcher")
-    assert {b["metadata"]["namespace"] for b in bindings} == {NAMESPACE, TRAINING_NAMESPACE}
-    for binding in bindings:
-        assert {(s["name"], s["namespace"]) for s in binding["subjects"]} == {
-            (f"{RELEASE}-airflow-{c}", NAMESPACE) for c in ("scheduler", "triggerer", "worker")
-        }
-    reader = one(objects, "Role", f"{RELEASE}-airflow-log-reader")
-    assert {v for r in reader["rules"] for v in r["verbs"]} == {"get", "list"}
-    binding = one(objects, "RoleBinding", f"{RELEASE}-airflow-log-reader")
-    assert binding["subjects"][0]["name"] == f"{RELEASE}-airflow-api-server"
-    # one namespace when training shares the release namespace
-    same = render_chart({"global": {"training": {"namespace": ""}}})
-    assert len(find(same, "Role", f"{RELEASE}-airflow-pod-launcher")) == 1
-
-
 def test_only_api_clients_mount_a_service_account_token() -> None:
     objects = render_chart()
     for component in COMPONENTS:
