@@ -6,7 +6,7 @@ import pytest
 
 from trainyard.pipeline import gate, grid, notifications, selection
 from trainyard.pipeline.platform import PlatformConfigError, load, parse
-from trainyard.pipeline.pod_tasks import stage_arguments
+from trainyard.pipeline.pod_tasks import PodTasks, stage_arguments
 
 pytestmark = pytest.mark.unit
 
@@ -87,12 +87,50 @@ def test_platform_config_defaults_and_file(tmp_path, monkeypatch):
         ({"trainer": {"env": ["A=1"]}}, "trainer.env: expected dict"),
         ({"max_parallel_trials": 0}, "max_parallel_trials: must be at least 1"),
         ({"trainer": []}, "trainer: expected an object"),
+        ({"trainer": {"image_pull_secrets": "regcred"}}, "trainer.image_pull_secrets: expected"),
+        ({"trainer": {"startup_timeout_seconds": 0}}, "startup_timeout_seconds: must be at"),
+        ({"trainer": {"schedule_timeout_seconds": "900"}}, "schedule_timeout_seconds: expected"),
     ],
 )
 def test_bad_platform_config_names_the_key(data, message):
     with pytest.raises(PlatformConfigError) as error:
         parse(data)
     assert message in str(error.value)
+
+
+def test_trainer_pods_get_pull_secrets_and_patient_timeouts():
+    from trainyard.pipeline.kubernetes import pod_kwargs  # noqa: PLC0415
+
+    config = parse(
+        {
+            "trainer": {
+                "image_pull_secrets": ["regcred", "gpu-registry"],
+                "schedule_timeout_seconds": 1200,
+                "startup_timeout_seconds": 600,
+            }
+        }
+    )
+    kwargs = pod_kwargs(config, gpu=True)
+    assert [s.name for s in kwargs["image_pull_secrets"]] == ["regcred", "gpu-registry"]
+    assert kwargs["schedule_timeout_seconds"] == 1200
+    assert kwargs["startup_timeout_seconds"] == 600
+    # Defaults fit a cold GPU node (the provider's own are 120 s), and no Secrets by default.
+    defaults = pod_kwargs(parse({}), gpu=False)
+    assert defaults["schedule_timeout_seconds"] == defaults["startup_timeout_seconds"] == 900
+    assert defaults["image_pull_secrets"] == []
+
+
+def test_standalone_pod_tasks_ignore_the_pod_settings():
+    config = parse(
+        {
+            "runtime": "standalone",
+            "trainer": {"image_pull_secrets": ["regcred"], "startup_timeout_seconds": 5},
+        }
+    )
+    kwargs = PodTasks(config).kwargs("train", gpu=True)
+    assert not {"image_pull_secrets", "startup_timeout_seconds", "schedule_timeout_seconds"} & set(
+        kwargs
+    )
 
 
 def test_missing_platform_file_is_named(tmp_path):

@@ -125,7 +125,10 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
     "labels" (merge (dict "app.kubernetes.io/instance" .Release.Name "app.kubernetes.io/name" "trainyard" "app.kubernetes.io/component" "trainer") $t.labels)
     "annotations" $t.annotations
     "volumes" (list)
-    "volume_mounts" (list))
+    "volume_mounts" (list)
+    "image_pull_secrets" (concat .Values.global.imagePullSecrets $t.imagePullSecrets | uniq)
+    "schedule_timeout_seconds" ($t.podTimeouts.scheduleSeconds | int)
+    "startup_timeout_seconds" ($t.podTimeouts.startupSeconds | int))
   "gpu" $gpuConfig
   "notify" (dict
     "smtp_to" $p.notify.smtpTo

@@ -43,6 +43,11 @@ def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
         ],
         "volumes": [to_model(v, "V1Volume") for v in trainer.volumes],
         "volume_mounts": [to_model(m, "V1VolumeMount") for m in trainer.volume_mounts],
+        "image_pull_secrets": [
+            k8s.V1LocalObjectReference(name=n) for n in trainer.image_pull_secrets
+        ],
+        "schedule_timeout_seconds": trainer.schedule_timeout_seconds,
+        "startup_timeout_seconds": trainer.startup_timeout_seconds,
         "on_finish_action": "delete_succeeded_pod",  # keep failed pods for debugging
         "get_logs": True,
         "log_events_on_failure": True,

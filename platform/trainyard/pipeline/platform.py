@@ -50,6 +50,13 @@ class TrainerConfig:
     annotations: dict[str, str] = field(default_factory=dict)
     volumes: list[dict[str, Any]] = field(default_factory=list)
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+    # Secrets (in the trainer namespace) the kubelet pulls the trainer image with.
+    image_pull_secrets: list[str] = field(default_factory=list)
+    # How long the pod operator waits for a trainer pod to be scheduled (an autoscaled GPU
+    # pool adds a node in minutes) and then to start (pulling a CUDA image takes minutes).
+    # The standalone runtime runs processes and ignores both.
+    schedule_timeout_seconds: int = 900
+    startup_timeout_seconds: int = 900
 
 
 @dataclass(frozen=True)
@@ -132,6 +139,9 @@ def parse(data: dict[str, Any]) -> PlatformConfig:
         raise PlatformConfigError(f"runtime: {config.runtime!r} is not one of {list(RUNTIMES)}")
     if config.max_parallel_trials < 1:
         raise PlatformConfigError("max_parallel_trials: must be at least 1")
+    for name in ("schedule_timeout_seconds", "startup_timeout_seconds"):
+        if getattr(config.trainer, name) < 1:
+            raise PlatformConfigError(f"trainer.{name}: must be at least 1")
     return config
 
 
