@@ -15,8 +15,9 @@ import tempfile
 from typing import Any
 
 import pytest
+import yaml
 
-from .conftest import RELEASE, one, pod_spec, render_chart, render_error
+from .conftest import CHART, RELEASE, REPO, find, one, pod_spec, render_chart, render_error
 from .test_airflow import airflow_python, platform_json
 
 pytestmark = pytest.mark.chart
@@ -117,3 +118,118 @@ def test_pod_timeouts_come_from_values(helm: str) -> None:
 def test_pod_timeouts_are_checked(helm: str) -> None:
     message = render_error({"training": {"podTimeouts": {"scheduleSeconds": 0}}}, helm=helm)
     assert "scheduleSeconds" in message
+
+
+# ---- 4. the device plugin's settings are right where they are used -------------------------
+
+DOCS = REPO / "docs" / "gpu-clusters.md"
+TABLE_MARK = "<!-- device-plugin-table: tests/chart/test_gpu_clusters.py reads this table -->"
+
+
+def device_plugin_table() -> list[dict[str, str]]:
+    """The per-platform table of docs/gpu-clusters.md, one dict per row (cells unquoted)."""
+    lines = DOCS.read_text().splitlines()
+    start = lines.index(TABLE_MARK)
+    rows = []
+    for line in lines[start + 1 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split("|")])
+    header, _, *body = rows
+    return [dict(zip(header, row, strict=True)) for row in body]
+
+
+def cell(row: dict[str, str], value: str) -> str:
+    """A table cell's leading `code` value: "`false`" -> "false", '`""`' -> ""."""
+    text = row[f"`{value}`"]
+    assert text.startswith("`"), (value, text)
+    return text.split("`")[1].strip('"')
+
+
+def test_docs_table_covers_gke_eks_aks_and_the_gpu_operator() -> None:
+    table = device_plugin_table()
+    platforms = " ".join(row["platform"] for row in table)
+    for name in ("GKE", "EKS", "AKS", "GPU Operator"):
+        assert name in platforms
+    for row in table:
+        assert cell(row, "gpu.devicePlugin.enabled") in ("true", "false"), row
+        # the plugin runs where nobody else runs one, and only there
+        assert (cell(row, "gpu.devicePlugin.enabled") == "true") == (
+            row["runs the plugin"] == "this chart"
+        ), row
+    for row in table:
+        if "GKE" in row["platform"]:
+            assert cell(row, "gpu.devicePlugin.enabled") == "false"
+            assert cell(row, "gpu.devicePlugin.priorityClassName") == ""
+
+
+def test_ci_gpu_values_match_their_row_of_the_docs_table(helm: str) -> None:
+    (row,) = [r for r in device_plugin_table() if "ci/gpu-values.yaml" in r["platform"]]
+    values = yaml.safe_load((CHART / "ci" / "gpu-values.yaml").read_text())["gpu"]
+    assert str(values["devicePlugin"]["enabled"]).lower() == cell(row, "gpu.devicePlugin.enabled")
+    assert values["devicePlugin"]["priorityClassName"] == cell(
+        row, "gpu.devicePlugin.priorityClassName"
+    )
+    assert values["runtimeClassName"] == cell(row, "gpu.runtimeClassName")
+    assert "cloud.google.com/gke-accelerator" not in values["nodePool"]["labels"]
+    (daemonset,) = find(
+        render_chart(values_files=[CHART / "ci" / "gpu-values.yaml"], helm=helm), "DaemonSet"
+    )
+    spec = pod_spec(daemonset)
+    assert spec["priorityClassName"] == values["devicePlugin"]["priorityClassName"]
+    terms = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms["nodeSelectorTerms"] == [
+        {
+            "matchExpressions": [
+                {"key": key, "operator": "In", "values": [value]}
+                for key, value in values["nodePool"]["labels"].items()
+            ]
+        }
+    ]
+
+
+PLUGIN = {"devicePlugin": {"enabled": True}, "nodePool": {"labels": {"pool": "gpu"}}}
+
+
+def test_device_plugin_has_no_priority_class_by_default(helm: str) -> None:
+    (daemonset,) = find(render_chart({"gpu": PLUGIN}, helm=helm), "DaemonSet")
+    assert "priorityClassName" not in pod_spec(daemonset)
+
+
+def test_device_plugin_runs_with_the_gpu_runtime_class(helm: str) -> None:
+    (daemonset,) = find(
+        render_chart({"gpu": {**PLUGIN, "runtimeClassName": "nvidia"}}, helm=helm), "DaemonSet"
+    )
+    assert pod_spec(daemonset)["runtimeClassName"] == "nvidia"
+    (daemonset,) = find(render_chart({"gpu": PLUGIN}, helm=helm), "DaemonSet")
+    assert "runtimeClassName" not in pod_spec(daemonset)
+
+
+def test_device_plugin_needs_the_gpu_nodes_labels(helm: str) -> None:
+    message = render_error({"gpu": {"devicePlugin": {"enabled": True}}}, helm=helm)
+    assert "gpu.nodePool.labels" in message and "gpu.devicePlugin.nodeSelector" in message
+    values = {"gpu": {"devicePlugin": {"enabled": True, "nodeSelector": {"gpu": "yes"}}}}
+    (daemonset,) = find(render_chart(values, helm=helm), "DaemonSet")
+    terms = pod_spec(daemonset)["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"]
+    assert terms == [{"matchExpressions": [{"key": "gpu", "operator": "In", "values": ["yes"]}]}]
+    # no label only GPU feature discovery sets, anywhere
+    assert "nvidia.com/gpu.present" not in json.dumps(daemonset)
+
+
+def test_device_plugin_is_refused_where_gke_runs_its_own(helm: str) -> None:
+    gke = {"cloud.google.com/gke-accelerator": "nvidia-l4"}
+    values = {"gpu": {"devicePlugin": {"enabled": True}, "nodePool": {"labels": gke}}}
+    assert "GKE already runs" in render_error(values, helm=helm)
+    opted_out = {**gke, "gke-no-default-nvidia-gpu-device-plugin": "true"}
+    values = {"gpu": {"devicePlugin": {"enabled": True}, "nodePool": {"labels": opted_out}}}
+    assert find(render_chart(values, helm=helm), "DaemonSet")
+    critical = {
+        "gpu": {
+            "devicePlugin": {"enabled": True, "priorityClassName": "system-node-critical"},
+            "nodePool": {"labels": opted_out},
+        }
+    }
+    assert "kube-system" in render_error(critical, helm=helm)
+    assert find(render_chart(critical, helm=helm, namespace="kube-system"), "DaemonSet")
