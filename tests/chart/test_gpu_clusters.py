@@ -12,12 +12,26 @@ import json
 import os
 import subprocess
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .conftest import CHART, RELEASE, REPO, find, one, pod_spec, render_chart, render_error
+from .conftest import (
+    CHART,
+    NAMESPACE,
+    RELEASE,
+    REPO,
+    TRAINING_NAMESPACE,
+    env_of,
+    find,
+    one,
+    pod_spec,
+    render_chart,
+    render_error,
+    render_notes,
+)
 from .test_airflow import airflow_python, platform_json
 
 pytestmark = pytest.mark.chart
@@ -233,3 +247,105 @@ def test_device_plugin_is_refused_where_gke_runs_its_own(helm: str) -> None:
     }
     assert "kube-system" in render_error(critical, helm=helm)
     assert find(render_chart(critical, helm=helm, namespace="kube-system"), "DaemonSet")
+
+
+# ---- 8. smaller: MLflow port, trainer credentials reported before the first run ------------
+
+
+def test_model_server_takes_the_mlflow_port_from_the_mlflow_service(helm: str) -> None:
+    objects = render_chart({"mlflow": {"service": {"port": 5123}}}, helm=helm)
+    service = one(objects, "Service", f"{RELEASE}-mlflow")
+    assert service["spec"]["ports"][0]["port"] == 5123
+    (container,) = pod_spec(one(objects, "Deployment", SERVING))["containers"]
+    ref = env_of(container)["MLFLOW_TRACKING_URI"]["configMapKeyRef"]
+    uri = one(objects, "ConfigMap", ref["name"])["data"][ref["key"]]
+    assert uri == f"http://{RELEASE}-mlflow.{NAMESPACE}.svc:5123"
+    assert ":5000" not in json.dumps(container)
+
+
+TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+CREATE = f"kubectl -n {TRAINING_NAMESPACE} create secret generic {RELEASE}-trainer-credentials"
+
+
+def credentials_test_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objects, "Pod", f"{RELEASE}-test-trainer-credentials")
+
+
+def test_helm_test_checks_the_trainer_credentials_secret(helm: str) -> None:
+    objects = render_chart(helm=helm)
+    pod = credentials_test_pod(objects)
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    # in the release namespace: `helm test --logs` reads logs only there
+    assert pod["metadata"]["namespace"] == NAMESPACE
+    spec = pod["spec"]
+    assert spec["serviceAccountName"] == f"{RELEASE}-test-credentials"
+    assert spec["automountServiceAccountToken"] is False
+    assert any(v["name"] == "kube-api-access" for v in spec["volumes"])
+    (container,) = spec["containers"]
+    assert container["command"][-1] == "trainer-credentials"
+    env = env_of(container)
+    assert env["TRAINING_NAMESPACE"] == TRAINING_NAMESPACE
+    assert env["CREDENTIALS_SECRET"] == f"{RELEASE}-trainer-credentials"
+    assert env["CREATE_COMMAND"].startswith(CREATE)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"):
+        assert f"--from-literal={key}=" in env["CREATE_COMMAND"]
+    custom = render_chart({"training": {"credentialsSecretName": "my-creds"}}, helm=helm)
+    assert env_of(credentials_test_pod(custom)["spec"]["containers"][0])[
+        "CREATE_COMMAND"
+    ].startswith(f"kubectl -n {TRAINING_NAMESPACE} create secret generic my-creds")
+
+
+RUN_CHECK = r"""
+import io, json, runpy, sys, urllib.error, urllib.request
+script, mode = sys.argv[1], sys.argv[2]
+
+def urlopen(request, timeout=None, context=None):
+    path = "/namespaces/ml-training/secrets/trainyard-trainer-credentials"
+    assert request.full_url.endswith(path), request.full_url
+    if mode == "missing":
+        raise urllib.error.HTTPError(request.full_url, 404, "Not Found", {}, io.BytesIO(b"{}"))
+    return io.BytesIO(json.dumps({"data": {"AWS_ACCESS_KEY_ID": "eA=="}}).encode())
+
+urllib.request.urlopen = urlopen
+sys.argv = [script, "trainer-credentials"]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize(("mode", "says"), [("missing", "does not exist"), ("keys", "lacks")])
+def test_credentials_check_fails_with_the_command_that_creates_the_secret(
+    mode: str, says: str, tmp_path: Path
+) -> None:
+    """The test pod's script, run here against a fake API server answer."""
+    objects = render_chart()
+    scripts = one(objects, "ConfigMap", f"{RELEASE}-platform-scripts")["data"]
+    script = tmp_path / "smoke_test.py"
+    script.write_text(scripts["smoke_test.py"])
+    account = tmp_path / "sa"
+    account.mkdir()
+    (account / "token").write_text("token")
+    env = {
+        k: v
+        for k, v in env_of(credentials_test_pod(objects)["spec"]["containers"][0]).items()
+        if isinstance(v, str)
+    }
+    # The pod's token and CA paths, pointed at a temp dir (no CA: the fake answers in-process).
+    source = script.read_text().replace(TOKEN_DIR, str(account))
+    script.write_text(source.replace('cafile=f"{account}/ca.crt"', "cafile=None"))
+    proc = subprocess.run(
+        [airflow_python(), "-c", RUN_CHECK, str(script), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, **env},
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert says in proc.stderr
+    assert CREATE in proc.stderr
+
+
+def test_notes_report_a_missing_trainer_credentials_secret(helm: str) -> None:
+    notes = render_notes(helm=helm)
+    assert f"MISSING:         Secret {RELEASE}-trainer-credentials" in notes
+    assert CREATE in notes

@@ -9,6 +9,7 @@ Postgres and the object store run.
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 import pytest
@@ -28,7 +29,11 @@ def sa(namespace: str, component: str) -> str:
     return f"{namespace}/{RELEASE}-{component}"
 
 
-def expected_matrix(release_ns: str = NAMESPACE, training_ns: str = TRAINING_NAMESPACE) -> Matrix:
+def expected_matrix(
+    release_ns: str = NAMESPACE,
+    training_ns: str = TRAINING_NAMESPACE,
+    credentials: str = f"{RELEASE}-trainer-credentials",
+) -> Matrix:
     matrix: Matrix = defaultdict(dict)
     any_name = "*"
     matrix[(sa(release_ns, "airflow-scheduler"), release_ns)] = {
@@ -51,6 +56,10 @@ def expected_matrix(release_ns: str = NAMESPACE, training_ns: str = TRAINING_NAM
     }
     matrix[(sa(training_ns, "trainer"), release_ns)] = {
         ("apps", "deployments", f"{RELEASE}-serving"): frozenset({"get", "patch"}),
+    }
+    # the `helm test` pod that checks the trainer credentials: that one Secret, read only
+    matrix[(sa(release_ns, "test-credentials"), training_ns)] = {
+        ("", "secrets", credentials): frozenset({"get"}),
     }
     return dict(matrix)
 
@@ -89,7 +98,13 @@ SCENARIOS = {"defaults": [], **{path.stem: [path] for path in CI_VALUES}}
 def test_exact_verb_matrix_per_service_account_and_namespace(helm: str, scenario: str) -> None:
     objects = render_chart(values_files=SCENARIOS[scenario], helm=helm)
     assert not [o for o in objects if o["kind"] in ("ClusterRole", "ClusterRoleBinding")]
-    assert rendered_matrix(objects) == expected_matrix()
+    platform = next(
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{RELEASE}-platform"
+    )
+    credentials = json.loads(platform["data"]["platform.json"])["trainer"]["env_from_secrets"][0]
+    assert rendered_matrix(objects) == expected_matrix(credentials=credentials)
 
 
 def test_trainer_cannot_read_pods_or_logs_where_worker_tokens_live(helm: str) -> None:
@@ -124,7 +139,25 @@ def test_training_in_the_release_namespace_merges_the_matrix(helm: str) -> None:
 def test_rbac_can_be_left_to_the_cluster_admin() -> None:
     objects = render_chart({"airflow": {"rbac": {"create": False}}})
     matrix = rendered_matrix(objects)
-    assert set(matrix) == {(sa(TRAINING_NAMESPACE, "trainer"), NAMESPACE)}
+    assert set(matrix) == {
+        (sa(TRAINING_NAMESPACE, "trainer"), NAMESPACE),
+        (sa(NAMESPACE, "test-credentials"), TRAINING_NAMESPACE),
+    }
+
+
+def test_only_the_credentials_test_reads_a_secret_and_only_one(helm: str) -> None:
+    matrix = rendered_matrix(render_chart(helm=helm))
+    readers = {
+        (who, namespace, name)
+        for (who, namespace), grants in matrix.items()
+        for (_, resource, name) in grants
+        if resource == "secrets"
+    }
+    assert readers == {
+        (sa(NAMESPACE, "test-credentials"), TRAINING_NAMESPACE, f"{RELEASE}-trainer-credentials")
+    }
+    without_tests = rendered_matrix(render_chart({"tests": {"enabled": False}}, helm=helm))
+    assert (sa(NAMESPACE, "test-credentials"), TRAINING_NAMESPACE) not in without_tests
 
 
 def test_the_matrix_sees_an_extra_grant() -> None:

@@ -233,7 +233,7 @@ def test_helm_tests_are_test_hooks(helm: str) -> None:
         o for o in objects if (o["metadata"].get("annotations") or {}).get("helm.sh/hook") == "test"
     ]
     checks = {pod_spec(o)["containers"][0]["command"][-1] for o in hooks}
-    assert checks == {"postgres", "s3", "mlflow"}
+    assert checks == {"postgres", "s3", "mlflow", "trainer-credentials"}
     for pod in hooks:
         assert pod["kind"] == "Pod"
         assert pod["spec"]["restartPolicy"] == "Never"

@@ -38,7 +38,9 @@ def test_model_server_serves_the_champion(helm: str) -> None:
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["httpGet"]["path"] == "/ping"
     env = env_of(container)
-    assert env["MLFLOW_TRACKING_URI"] == f"http://{RELEASE}-mlflow.{NAMESPACE}.svc:5000"
+    ref = env["MLFLOW_TRACKING_URI"]["configMapKeyRef"]
+    platform = one(objects, "ConfigMap", ref["name"])
+    assert platform["data"][ref["key"]] == f"http://{RELEASE}-mlflow.{NAMESPACE}.svc:5000"
     assert env["MLFLOW_TRACKING_PASSWORD"]["secretKeyRef"] == {
         "name": f"{RELEASE}-mlflow-auth",
         "key": "admin-password",

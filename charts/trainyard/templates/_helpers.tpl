@@ -71,6 +71,22 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- end -}}
 
 {{/*
+The command that creates the trainer credentials Secret in the training namespace from the
+release's own Secrets (NOTES and the trainer-credentials helm test print it).
+*/}}
+{{- define "trainyard.trainer.credentialsCommand" -}}
+{{- $ns := .Release.Namespace -}}
+{{- $store := .Values.global.objectStore -}}
+{{- $storeSecret := include "trainyard.objectStore.secretName" (dict "root" .) -}}
+{{- $mlflowSecret := .Values.mlflow.auth.existingSecret | default (include "trainyard.fullname" (dict "root" . "component" "mlflow-auth")) -}}
+kubectl -n {{ include "trainyard.trainingNamespace" . }} create secret generic {{ include "trainyard.trainer.credentialsSecretName" . }} \
+  --from-literal=AWS_ACCESS_KEY_ID="$(kubectl -n {{ $ns }} get secret {{ $storeSecret }} -o jsonpath='{.data.{{ $store.accessKeyIdKey }}}' | base64 -d)" \
+  --from-literal=AWS_SECRET_ACCESS_KEY="$(kubectl -n {{ $ns }} get secret {{ $storeSecret }} -o jsonpath='{.data.{{ $store.secretAccessKeyKey }}}' | base64 -d)" \
+  --from-literal=MLFLOW_TRACKING_USERNAME={{ .Values.mlflow.auth.adminUsername }} \
+  --from-literal=MLFLOW_TRACKING_PASSWORD="$(kubectl -n {{ $ns }} get secret {{ $mlflowSecret }} -o jsonpath='{.data.admin-password}' | base64 -d)"
+{{- end -}}
+
+{{/*
 platform.json: what the DAG knows about the cluster (trainyard.pipeline.platform.parse reads
 it). Non-secret only; credentials reach trainer pods as Secrets named in env_from_secrets.
 */}}

@@ -1,4 +1,6 @@
-{{/* A `helm test` Pod running smoke_test.py <check>; takes root, check, env (rendered YAML list). */}}
+{{/* A `helm test` Pod running smoke_test.py <check>; takes root, check, env (rendered YAML list)
+and optionally serviceAccount (a ServiceAccount whose API token the pod mounts; by default the
+platform's, without a token). */}}
 {{- define "trainyard.testPod" -}}
 {{- $root := .root -}}
 apiVersion: v1
@@ -20,7 +22,7 @@ metadata:
     checkov.io/skip5: CKV_K8S_9=A run-to-completion test pod serves no traffic to be ready for.
 spec:
   restartPolicy: Never
-  serviceAccountName: {{ include "trainyard.platform.fullname" $root }}
+  serviceAccountName: {{ .serviceAccount | default (include "trainyard.platform.fullname" $root) }}
   automountServiceAccountToken: false
   {{- include "trainyard.imagePullSecrets" (dict "root" $root) | nindent 2 }}
   securityContext:
@@ -44,7 +46,26 @@ spec:
           readOnly: true
         - name: tmp
           mountPath: /tmp
+        {{- if .serviceAccount }}
+        - name: kube-api-access
+          mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+          readOnly: true
+        {{- end }}
   volumes:
+    {{- if .serviceAccount }}
+    - name: kube-api-access
+      projected:
+        defaultMode: 0444
+        sources:
+          - serviceAccountToken:
+              path: token
+              expirationSeconds: 3607
+          - configMap:
+              name: kube-root-ca.crt
+              items:
+                - key: ca.crt
+                  path: ca.crt
+    {{- end }}
     - name: tmp
       emptyDir: {}
     - name: scripts
