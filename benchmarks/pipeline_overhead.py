@@ -29,29 +29,30 @@ from rich.console import Console
 from trainyard.pipeline import grid
 from trainyard.pipeline.pod_tasks import stage_arguments
 from trainyard.standalone import runtime
-from trainyard.standalone.airflow_api import AirflowApi
+from trainyard.standalone.airflow_api import AirflowApi, state_name
 from trainyard.standalone.demo import DAG_ID, follow, publish, trigger
 from trainyard.standalone.stages import run_stage
 
 QUIET = Console(file=io.StringIO())
 
 
-def parse_time(value: str) -> float:
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+def seconds(value: dt.datetime | None) -> float:
+    assert value is not None
+    return value.timestamp()
 
 
 def dag_run(api: AirflowApi, workdir: Path, date: str, conf: dict[str, Any]) -> dict[str, Any]:
     publish(workdir, date)
     run = follow(api, trigger(api, date, conf), 3600, QUIET)
-    assert run["state"] == "success", run
-    tasks = api.task_instances(DAG_ID, run["dag_run_id"])
-    trains = [t for t in tasks if t["task_id"] == "train"]
-    sensor = next(t for t in tasks if t["task_id"] == "wait_for_training_data")
+    assert state_name(run.state) == "success", run
+    tasks = api.task_instances(DAG_ID, run.dag_run_id)
+    trains = [t for t in tasks if t.task_id == "train"]
+    sensor = next(t for t in tasks if t.task_id == "wait_for_training_data")
     return {
         # From the moment the data was there (sensor done) to the end of the run.
-        "seconds": parse_time(run["end_date"]) - parse_time(sensor["end_date"]),
-        "train_phase": max(parse_time(t["end_date"]) for t in trains)
-        - min(parse_time(t["start_date"]) for t in trains),
+        "seconds": seconds(run.end_date) - seconds(sensor.end_date),
+        "train_phase": max(seconds(t.end_date) for t in trains)
+        - min(seconds(t.start_date) for t in trains),
         "trials": len(trains),
     }
 

@@ -22,15 +22,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="where services keep state and data (default: .trainyard)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    up = sub.add_parser("up", help="start S3 (SeaweedFS), MLflow and Airflow as local processes")
+    up = sub.add_parser(
+        "up", help="start PostgreSQL, S3 (SeaweedFS), MLflow and Airflow as local processes"
+    )
     up.add_argument(
         "--mlflow-backend",
         default=None,
-        help="MLflow backend store URI, e.g. postgresql://… (default: SQLite)",
+        help="MLflow backend store URI (default: the platform's PostgreSQL, or SQLite with "
+        "--metadata-db sqlite)",
     )
-    sub.add_parser("down", help="stop what `up` started")
-    sub.add_parser("status", help="each service, its state and URL")
+    sub.add_parser("down", help="stop every process `up` started, crashed services' too")
+    sub.add_parser(
+        "status", help="each service's process beside its health probe; DAG import errors"
+    )
     demo = sub.add_parser("demo", help="run the training pipeline end to end")
+    for command in (up, demo):
+        command.add_argument(
+            "--dags-folder",
+            type=Path,
+            default=None,
+            help="a folder of your own DAGs, parsed beside the training DAG",
+        )
+        command.add_argument(
+            "--metadata-db",
+            choices=("postgres", "sqlite"),
+            default="postgres",
+            help="Airflow's metadata database (and MLflow's backend): a local PostgreSQL "
+            "server (default) or SQLite files",
+        )
     demo.add_argument("--date", default=None, help="the day to train on (default: today, UTC)")
     demo.add_argument(
         "--conf",
@@ -54,21 +73,45 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "up":
-            platform = runtime.start(args.workdir, mlflow_backend=args.mlflow_backend)
+            platform = runtime.start(
+                args.workdir,
+                mlflow_backend=args.mlflow_backend,
+                user_dags=args.dags_folder,
+                metadata_db=args.metadata_db,
+            )
             for name, url in platform.state()["urls"].items():
                 print(f"{name:<8} {url}")
             print(f"Airflow user admin, password in {platform.airflow.password_file}")
+            if platform.postgres:
+                print(f"PostgreSQL user trainyard, password in {platform.postgres.passfile}")
+            took = ", ".join(f"{k} {v:.1f} s" for k, v in platform.startup_seconds.items())
+            print(f"ready: {took}")
         elif args.command == "down":
             print("stopped:", ", ".join(runtime.stop(args.workdir)) or "nothing was running")
         elif args.command == "status":
-            print(json.dumps(runtime.status(args.workdir), indent=2))
+            report = runtime.status(args.workdir)
+            print(json.dumps(report, indent=2))
+            for problem in report["problems"]:
+                print(f"trainyard status: {problem}", file=sys.stderr)
+            for error in report["import_errors"]:
+                print(f"trainyard status: DAG import error: {error}", file=sys.stderr)
+            return 1 if report["problems"] else 0
         elif args.command == "demo":
             from trainyard.standalone.demo import run_demo  # noqa: PLC0415
 
             conf = dict(args.conf or {})
             if args.min_accuracy is not None:
                 conf["min_accuracy"] = args.min_accuracy
-            run_demo(args.workdir, args.date, conf, args.keep, args.summary_json, args.timeout)
+            run_demo(
+                args.workdir,
+                args.date,
+                conf,
+                args.keep,
+                args.summary_json,
+                args.timeout,
+                user_dags=args.dags_folder,
+                metadata_db=args.metadata_db,
+            )
     except StageError as exc:
         print(f"trainyard {args.command}: error: {exc}", file=sys.stderr)
         return 1

@@ -29,7 +29,12 @@ from rich.console import Console
 from sklearn.datasets import load_digits
 
 from trainyard import storage
-from trainyard.standalone.airflow_api import AirflowApi, offloaded_location, read_offloaded
+from trainyard.standalone.airflow_api import (
+    AirflowApi,
+    offloaded_location,
+    read_offloaded,
+    state_name,
+)
 from trainyard.standalone.demo import DAG_ID, follow, trigger
 from trainyard.trainer.data import build_day
 from trainyard.trainer.schema import daily_data_url
@@ -122,14 +127,15 @@ def run_day(
     api.unpause(DAG_ID)
     run = follow(api, run_id, timeout_s, Console(file=io.StringIO()))
     states = task_states(api, run_id)
-    assert run["state"] == "success", f"run {run_id} ended {run['state']}: {states}"
+    ended = state_name(run.state)
+    assert ended == "success", f"run {run_id} ended {ended}: {states}"
     return run_id, states
 
 
 def task_states(api: AirflowApi, run_id: str) -> dict[str, str | None]:
     """Each task's state by name; mapped ones as `train[0]`."""
     return {
-        ti["task_id"] + (f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"]
+        ti.task_id + (f"[{ti.map_index}]" if ti.map_index >= 0 else ""): state_name(ti.state)
         for ti in api.task_instances(DAG_ID, run_id)
     }
 

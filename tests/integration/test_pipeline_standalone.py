@@ -24,7 +24,12 @@ from rich.console import Console
 from tests.e2e.scenario import task_states as states
 from trainyard import storage
 from trainyard.standalone import runtime
-from trainyard.standalone.airflow_api import AirflowApi, offloaded_location, read_offloaded
+from trainyard.standalone.airflow_api import (
+    AirflowApi,
+    offloaded_location,
+    read_offloaded,
+    state_name,
+)
 from trainyard.standalone.airflow_stack import XCOM_THRESHOLD_BYTES
 from trainyard.standalone.demo import DAG_ID, follow, run_demo, trigger
 from trainyard.trainer.data import build_day
@@ -139,7 +144,7 @@ def test_corrupt_data_fails_validation_and_nothing_downstream_runs(
     versions_before = len(mlflow_client.search_model_versions(f"name='{MODEL}'"))
     run_id = trigger(api, date, {})
     run = follow(api, run_id, 600, QUIET)
-    assert run["state"] == "failed"
+    assert state_name(run.state) == "failed"
     run_states = states(api, run_id)
     assert run_states["data_preparation.validate"] == "failed"
     for task in (
@@ -189,7 +194,7 @@ def test_mlflow_unreachable_at_evaluate_means_no_deploy(first_run, api, platform
     finally:
         platform.mlflow.start()
     run_states = states(api, run_id)
-    assert run["state"] == "failed"
+    assert state_name(run.state) == "failed"
     assert run_states["evaluate"] == "failed"
     assert run_states["deploy"] in ("upstream_failed", "skipped", None)
     assert champion_version(mlflow_client) == before
@@ -210,13 +215,15 @@ def test_run_completes_after_the_scheduler_is_killed(first_run, api, platform):
     scheduler.process.wait()  # type: ignore[union-attr]
     platform.airflow.restart("scheduler")
     run = follow(api, run_id, 900, QUIET)
-    assert run["state"] == "success", states(api, run_id)
+    assert state_name(run.state) == "success", states(api, run_id)
     assert states(api, run_id)["notify"] == "success"
 
 
 def test_platform_status_and_clean_shutdown(platform, tmp_path):
     status = runtime.status(platform.workdir)
     assert set(status["services"]) >= {"s3", "mlflow", "airflow-scheduler", "airflow-api-server"}
-    assert status["http"]["airflow"] == 200 and status["http"]["mlflow"] == 200
-    assert status["http"]["serving"] == 200  # the deploy step started the champion's server
+    assert status["problems"] == [], status
+    assert status["services"]["postgres"]["probe"] == "accepts connections"
+    # The deploy step started the champion's server.
+    assert status["services"]["serving"]["probe"] == "HTTP 200"
     assert Path(platform.workdir / "platform.json").exists()

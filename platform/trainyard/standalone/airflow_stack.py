@@ -1,5 +1,11 @@
 """Airflow 3 as local processes: api-server, scheduler (LocalExecutor), dag-processor, triggerer.
 
+The metadata database is the platform's PostgreSQL by default (SQLite only when
+chosen: it answers "database is locked" under concurrent runs and API calls).
+DAGs come from two bundles: the training DAG's folder and, when given, the
+user's own folder (`trainyard up --dags-folder`); both see the same S3
+connection, XCom backend and remote logs.
+
 Configured like the chart configures it on Kubernetes: XComs above a threshold
 and all task logs go to the S3 store (`XComObjectStorageBackend`, remote
 logging), through one Airflow connection to that store. The admin password,
@@ -18,6 +24,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from trainyard.standalone.postgres import PostgresServer
 from trainyard.standalone.processes import ManagedProcess, ServiceError, free_port
 from trainyard.standalone.services import REGION, S3Server
 
@@ -48,9 +55,14 @@ class AirflowStack:
         platform_config: Path,
         api_port: int | None = None,
         parallelism: int = 4,
+        postgres: PostgresServer | None = None,
+        user_dags: Path | None = None,
     ) -> None:
         self.home = home
         self.dags_folder = dags_folder
+        self.user_dags = user_dags
+        # None: SQLite in AIRFLOW_HOME, only when chosen explicitly.
+        self.postgres = postgres
         self.s3 = s3
         self.mlflow_url = mlflow_url
         self.platform_config = platform_config
@@ -87,6 +99,27 @@ class AirflowStack:
             ),
         }
 
+    def database_env(self) -> dict[str, str]:
+        if self.postgres is None:
+            return {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}"}
+        url = self.postgres.url("airflow")
+        # psycopg 3 serves both of Airflow's engines (the async one too: no asyncpg needed).
+        return {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url,
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": url,
+            **self.postgres.client_env(),
+        }
+
+    def bundles(self) -> list[dict[str, Any]]:
+        """The DAG bundles: the training DAG's folder, and the user's folder when given."""
+        local = "airflow.dag_processing.bundles.local.LocalDagBundle"
+        folders = {"trainyard": self.dags_folder, "user": self.user_dags}
+        return [
+            {"name": name, "classpath": local, "kwargs": {"path": str(folder.resolve())}}
+            for name, folder in folders.items()
+            if folder is not None
+        ]
+
     def env(self) -> dict[str, str]:
         s3 = self.s3
         connection = {
@@ -108,7 +141,8 @@ class AirflowStack:
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.password_file),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{self.home / 'airflow.db'}",
+            **self.database_env(),
+            "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(self.bundles()),
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__API__PORT": str(self.api_port),
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -135,16 +169,19 @@ class AirflowStack:
         }
 
     def migrate(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        proc = subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"],
-            env={**os.environ, **self.env()},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        log = self.home / "logs" / "migrate.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as output:
+            proc = subprocess.run(
+                [sys.executable, "-m", "airflow", "db", "migrate"],
+                env={**os.environ, **self.env()},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                check=False,
+            )
         if proc.returncode != 0:
-            raise ServiceError(f"airflow db migrate failed:\n{proc.stderr[-3000:]}")
+            last = log.read_text(errors="replace").strip().splitlines()[-1:]
+            raise ServiceError(f"airflow db migrate failed: {' '.join(last)} (full output: {log})")
 
     def component(self, name: str) -> ManagedProcess:
         return ManagedProcess(

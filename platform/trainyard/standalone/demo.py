@@ -13,13 +13,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from airflow_client.client import DAGRunResponse, TaskInstanceResponse
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from trainyard.errors import StageError
 from trainyard.standalone import runtime
-from trainyard.standalone.airflow_api import AirflowApi, AirflowApiError, read_offloaded
+from trainyard.standalone.airflow_api import (
+    AirflowApi,
+    ApiException,
+    read_offloaded,
+    state_name,
+)
 from trainyard.standalone.services import s3_client
 from trainyard.standalone.stages import run_stage
 
@@ -49,35 +55,35 @@ def trigger(api: AirflowApi, date: str, conf: dict[str, Any]) -> str:
             run = api.trigger(
                 DAG_ID, f"{date}T{time_of_day}Z", conf, run_id=f"demo__{date}__{stamp}"
             )
-        except AirflowApiError as exc:
-            if "409" in str(exc):
+        except ApiException as exc:
+            if exc.status == 409:
                 continue  # a run already holds that logical date
             raise
         # Unpaused only now: the scheduler then sees the slot taken and adds no twin.
         api.unpause(DAG_ID)
-        return str(run["dag_run_id"])
+        return str(run.dag_run_id)
     raise StageError(f"could not trigger {DAG_ID} for {date}")
 
 
-def progress_table(run: dict[str, Any], tasks: list[dict[str, Any]], started: float) -> Table:
+def progress_table(run: DAGRunResponse, tasks: list[TaskInstanceResponse], started: float) -> Table:
     table = Table(
-        title=f"{DAG_ID} · {run['dag_run_id']} · {run['state']} · "
+        title=f"{DAG_ID} · {run.dag_run_id} · {state_name(run.state)} · "
         f"{time.monotonic() - started:.0f}s",
         title_justify="left",
     )
     for column in ("task", "state", "seconds"):
         table.add_column(column)
     for ti in tasks:
-        name = ti["task_id"]
-        if ti["map_index"] >= 0:
-            name += f" [{ti.get('rendered_map_index') or ti['map_index']}]"
-        state = ti["state"] or "none"
-        duration = f"{ti['duration']:.1f}" if ti.get("duration") else ""
+        name = ti.task_id
+        if ti.map_index >= 0:
+            name += f" [{ti.rendered_map_index or ti.map_index}]"
+        state = state_name(ti.state) or "none"
+        duration = f"{ti.duration:.1f}" if ti.duration else ""
         table.add_row(name, f"[{STATE_STYLE.get(state, 'white')}]{state}[/]", duration)
     return table
 
 
-def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> dict[str, Any]:
+def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> DAGRunResponse:
     """Poll the run until it ends, showing every task's state live."""
     started = time.monotonic()
     live = Live(console=console, refresh_per_second=2, transient=not console.is_terminal)
@@ -90,26 +96,28 @@ def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> 
                 live.update(progress_table(run, tasks, started))
             else:  # logs and CI: one line per state change
                 for ti in tasks:
-                    key, state = (ti["task_id"], ti["map_index"]), ti["state"] or "none"
+                    key, state = (ti.task_id, ti.map_index), state_name(ti.state) or "none"
                     if seen.get(key) != state:
                         seen[key] = state
-                        suffix = f"[{ti['map_index']}]" if ti["map_index"] >= 0 else ""
+                        suffix = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
                         console.print(
-                            f"{time.monotonic() - started:6.0f}s {ti['task_id']}{suffix}: {state}"
+                            f"{time.monotonic() - started:6.0f}s {ti.task_id}{suffix}: {state}"
                         )
-            if run["state"] in ("success", "failed"):
+            if state_name(run.state) in ("success", "failed"):
                 return run
             if time.monotonic() - started > timeout_s:
-                raise StageError(f"run {run_id} still {run['state']} after {timeout_s:.0f}s")
+                raise StageError(
+                    f"run {run_id} still {state_name(run.state)} after {timeout_s:.0f}s"
+                )
             time.sleep(2)
 
 
-def collect_summary(api: AirflowApi, run: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    run_id = run["dag_run_id"]
+def collect_summary(api: AirflowApi, run: DAGRunResponse, workdir: Path) -> dict[str, Any]:
+    run_id = run.dag_run_id
     states = {
-        (t["task_id"], t["map_index"]): t["state"] for t in api.task_instances(DAG_ID, run_id)
+        (t.task_id, t.map_index): state_name(t.state) for t in api.task_instances(DAG_ID, run_id)
     }
-    summary: dict[str, Any] = {"dag_run_id": run_id, "state": run["state"]}
+    summary: dict[str, Any] = {"dag_run_id": run_id, "state": state_name(run.state)}
     if states.get(("notify", -1)) == "success":
         summary.update(
             read_offloaded(
@@ -161,6 +169,8 @@ def run_demo(
     keep: bool = False,
     summary_json: Path | None = None,
     timeout_s: float = 1800,
+    user_dags: Path | None = None,
+    metadata_db: str = "postgres",
 ) -> dict[str, Any]:
     console = Console()
     date = date or dt.datetime.now(dt.UTC).date().isoformat()
@@ -168,7 +178,7 @@ def run_demo(
     platform = None
     if not already_up:
         console.print(f"starting the platform in {workdir} …")
-        platform = runtime.start(workdir)
+        platform = runtime.start(workdir, user_dags=user_dags, metadata_db=metadata_db)
     try:
         urls = runtime.read_state(workdir)["urls"]
         console.print(f"Airflow {urls['airflow']} · MLflow {urls['mlflow']} · S3 {urls['s3']}")

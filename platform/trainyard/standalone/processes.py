@@ -1,4 +1,11 @@
-"""Start, probe and stop long-running service processes."""
+"""Start, probe and stop long-running service processes.
+
+Every process a service starts is found again, even after its main process is
+gone: the service runs in its own session (`start_new_session`), and it and all
+its descendants carry two environment variables naming the service and its
+folder (`TRAINYARD_SERVICE`, `TRAINYARD_SERVICE_DIR`), which also catch the
+descendants that start sessions of their own (Airflow's task processes do).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+import psutil
+
 from trainyard.errors import StageError
+
+SERVICE_ENV = "TRAINYARD_SERVICE"
+SERVICE_DIR_ENV = "TRAINYARD_SERVICE_DIR"
 
 
 class ServiceError(StageError):
@@ -48,12 +60,23 @@ class ManagedProcess:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        stop_signal: signal.Signals = signal.SIGTERM,
+        claims_cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.command = list(command)
         self.log_path = log_path
-        self.env = {**os.environ, **(env or {})}
-        self.cwd = cwd
+        self.cwd = (cwd or log_path.parent).resolve()
+        self.env = {
+            **os.environ,
+            **(env or {}),
+            SERVICE_ENV: name,
+            SERVICE_DIR_ENV: str(self.cwd),
+        }
+        self.stop_signal = stop_signal
+        # Processes working in this folder are the service's too: PostgreSQL's children start
+        # sessions of their own and overwrite their environment with their `ps` titles.
+        self.claims_cwd = claims_cwd
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -100,18 +123,20 @@ class ManagedProcess:
             f"{self.name}: no {what} within {timeout_s:.0f}s; last log lines:\n{self.log_tail()}"
         )
 
+    def record(self) -> dict[str, object]:
+        """What `down` and `status` of a later command need to find this service again."""
+        record: dict[str, object] = {"pid": self.pid, "name": self.name, "dir": str(self.cwd)}
+        if self.claims_cwd:
+            record["claims_cwd"] = str(self.claims_cwd.resolve())
+        return record
+
     def stop(self, grace_s: float = 10.0) -> None:
-        if not self.running():
+        """Stop the service and everything it started, its main process alive or not."""
+        if self.process is None:
             return
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(grace_s)
+        stop_service(self.record(), grace_s, self.stop_signal)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(1)
 
 
 def pid_alive(pid: int) -> bool:
@@ -121,6 +146,8 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    with contextlib.suppress(psutil.Error):
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     return True
 
 
@@ -135,3 +162,91 @@ def stop_group(pid: int, grace_s: float = 30.0) -> None:
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _ours(
+    process: psutil.Process, session: int | None, name: str | None, folder: str, cwd: str | None
+) -> bool:
+    """Whether `process` belongs to the service: in its session, carrying its marks, or
+    working in the folder it claims."""
+    if session is not None:
+        with contextlib.suppress(OSError):
+            if os.getsid(process.pid) == session or os.getpgid(process.pid) == session:
+                return True
+    if cwd is not None:
+        with contextlib.suppress(psutil.Error, OSError):
+            if process.cwd() == cwd:
+                return True
+    try:
+        env = process.environ()
+    except (psutil.Error, OSError):
+        return False
+    marked_dir = env.get(SERVICE_DIR_ENV)
+    if marked_dir is None:
+        return False
+    if name is None:  # every service below `folder`
+        return bool(Path(marked_dir).is_relative_to(folder))
+    return marked_dir == folder and env.get(SERVICE_ENV) == name
+
+
+def service_processes(record: Mapping[str, object]) -> list[psutil.Process]:
+    """Every live process of the service that `record` (ManagedProcess.record) describes.
+
+    A record without a name means every service whose folder is below `record["dir"]`.
+    The descendants of every process found are included.
+    """
+    pid = record.get("pid")
+    session = pid if isinstance(pid, int) else None
+    name = record.get("name")
+    folder = str(record["dir"])
+    claimed = record.get("claims_cwd")
+    spared = {os.getpid(), *(p.pid for p in psutil.Process().parents())}
+    found: dict[int, psutil.Process] = {}
+    for process in psutil.process_iter():
+        if process.pid in spared:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if _ours(
+                process,
+                session,
+                name if isinstance(name, str) else None,
+                folder,
+                claimed if isinstance(claimed, str) else None,
+            ):
+                found[process.pid] = process
+    for process in list(found.values()):
+        with contextlib.suppress(psutil.Error):
+            found.update({child.pid: child for child in process.children(recursive=True)})
+    alive = []
+    for process in found.values():
+        with contextlib.suppress(psutil.Error):
+            if process.pid not in spared and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process)
+    return alive
+
+
+def stop_service(
+    record: Mapping[str, object], grace_s: float = 30.0, sig: signal.Signals = signal.SIGTERM
+) -> list[int]:
+    """Signal every process of the service, then kill what is left after `grace_s`.
+
+    Returns the pids it found. The main process is signalled first (it may stop its
+    own children in order); the rest get the signal too, so nothing waits on a dead leader.
+    """
+    leader = record.get("pid")
+    if isinstance(leader, int):
+        # A crashed main process that is this process's own child stays a zombie (and keeps
+        # its pid taken) until reaped.
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(leader, os.WNOHANG)
+    processes = service_processes(record)
+    processes.sort(key=lambda p: p.pid != leader)
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            process.send_signal(sig)
+    _, alive = psutil.wait_procs(processes, timeout=grace_s)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    psutil.wait_procs(alive, timeout=5)
+    return [p.pid for p in processes]

@@ -1,26 +1,41 @@
 """`trainyard up | down | status`: the whole platform as local processes in one folder.
 
 State (ports, process ids, URLs) lives in `<workdir>/state.json`; data (S3
-objects, MLflow and Airflow databases) stays in the folder across up/down.
+objects, the PostgreSQL cluster, MLflow artifacts) stays in the folder across up/down.
+`down` stops every process each service started, its main process alive or not;
+`status` puts each service's processes beside its health probe and names every mismatch.
 """
 
 from __future__ import annotations
 
 import json
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from trainyard.errors import StageError
 from trainyard.standalone.airflow_stack import ADMIN_USER, STORAGE_CONN_ID, AirflowStack
-from trainyard.standalone.processes import free_port, pid_alive, stop_group
+from trainyard.standalone.postgres import PostgresServer
+from trainyard.standalone.processes import (
+    ManagedProcess,
+    free_port,
+    pid_alive,
+    service_processes,
+    stop_service,
+)
 from trainyard.standalone.services import REGION, MlflowServer, S3Server, load_credentials
 from trainyard.trainer.serving import LOCAL_DIR_ENV, URL_ENV, LocalModelServer
 
 REPO_DAGS = Path(__file__).resolve().parents[3] / "dags"
 # The local model server's pid file and log, below the workdir.
 SERVING_DIR = "serving"
+METADATA_DBS = ("postgres", "sqlite")
+# Stopped in this order: Airflow first (running tasks still write to the stores), the
+# stores next, the database last.
+STOP_ORDER = ("airflow", "mlflow", "s3", "postgres")
 
 
 @dataclass
@@ -31,21 +46,36 @@ class Platform:
     # Started by the pipeline's deploy step once there is a champion, not by `up`.
     model_server: LocalModelServer
     workdir: Path
+    postgres: PostgresServer | None = None
+    # Seconds each service took to answer, for `up`'s report.
+    startup_seconds: dict[str, float] = field(default_factory=dict)
+
+    def processes(self) -> dict[str, ManagedProcess]:
+        processes = {"postgres": self.postgres.process if self.postgres else None}
+        processes.update({"s3": self.s3.process, "mlflow": self.mlflow.process})
+        processes.update({f"airflow-{k}": v for k, v in self.airflow.processes.items()})
+        return {name: proc for name, proc in processes.items() if proc is not None}
 
     def state(self) -> dict[str, Any]:
-        processes = {"s3": self.s3.process, "mlflow": self.mlflow.process}
-        processes.update({f"airflow-{k}": v for k, v in self.airflow.processes.items()})
+        processes = self.processes()
+        urls = {
+            "airflow": self.airflow.url,
+            "mlflow": self.mlflow.url,
+            "s3": self.s3.endpoint,
+            "serving": self.model_server.url,
+        }
+        if self.postgres:
+            urls["postgres"] = self.postgres.url("airflow")  # no password in it
         return {
             "workdir": str(self.workdir),
-            "urls": {
-                "airflow": self.airflow.url,
-                "mlflow": self.mlflow.url,
-                "s3": self.s3.endpoint,
-                "serving": self.model_server.url,
-            },
-            "pids": {name: proc.pid for name, proc in processes.items() if proc},
+            "urls": urls,
+            "pids": {name: proc.pid for name, proc in processes.items()},
+            "services": {name: proc.record() for name, proc in processes.items()},
+            "metadata_db": "postgres" if self.postgres else "sqlite",
+            "user_dags": str(self.airflow.user_dags) if self.airflow.user_dags else None,
             "airflow_user": ADMIN_USER,
             "airflow_password_file": str(self.airflow.password_file),
+            "startup_seconds": {k: round(v, 2) for k, v in self.startup_seconds.items()},
         }
 
     def stop(self) -> None:
@@ -53,6 +83,8 @@ class Platform:
         self.model_server.retire()
         self.mlflow.stop()
         self.s3.stop()
+        if self.postgres:
+            self.postgres.stop()
         (self.workdir / "state.json").unlink(missing_ok=True)
 
 
@@ -96,15 +128,37 @@ def start(
     workdir: Path,
     mlflow_backend: str | None = None,
     dags_folder: Path = REPO_DAGS,
+    user_dags: Path | None = None,
+    metadata_db: str = "postgres",
     **config_overrides: Any,
 ) -> Platform:
+    """Start the platform in `workdir`. `metadata_db`: "postgres" (Airflow's metadata and,
+    unless `mlflow_backend` says otherwise, MLflow's backend) or "sqlite"."""
     workdir = workdir.resolve()
+    if metadata_db not in METADATA_DBS:
+        raise StageError(f"--metadata-db {metadata_db!r}: choose one of {', '.join(METADATA_DBS)}")
+    if user_dags is not None and not user_dags.is_dir():
+        raise StageError(f"--dags-folder {user_dags}: not a folder")
     state_file = workdir / "state.json"
     if state_file.exists() and any(pid_alive(p) for p in read_state(workdir)["pids"].values()):
         raise StageError(f"the platform in {workdir} is already up: run `trainyard down` first")
+    leftovers = service_processes(_everything(workdir)) if workdir.exists() else []
+    if leftovers:
+        raise StageError(
+            f"processes of an earlier platform in {workdir} are still running "
+            f"(pids {', '.join(str(p.pid) for p in leftovers)}): run `trainyard down` first"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
+    postgres = PostgresServer(workdir / "postgres") if metadata_db == "postgres" else None
     s3 = S3Server(workdir / "s3")
-    mlflow = MlflowServer(workdir / "mlflow", s3, backend_store_uri=mlflow_backend)
+    if mlflow_backend is None and postgres is not None:
+        mlflow_backend = postgres.url("mlflow")
+    mlflow = MlflowServer(
+        workdir / "mlflow",
+        s3,
+        backend_store_uri=mlflow_backend,
+        env=postgres.client_env() if postgres else None,
+    )
     model_server = LocalModelServer(workdir / SERVING_DIR, f"http://127.0.0.1:{free_port()}")
     airflow = AirflowStack(
         workdir / "airflow",
@@ -112,12 +166,16 @@ def start(
         s3,
         mlflow.url,
         platform_config(workdir, s3, mlflow.url, model_server, **config_overrides),
+        postgres=postgres,
+        user_dags=user_dags.resolve() if user_dags else None,
     )
-    platform = Platform(s3, mlflow, airflow, model_server, workdir)
+    platform = Platform(s3, mlflow, airflow, model_server, workdir, postgres)
     try:
-        s3.start()
-        mlflow.start()
-        airflow.start()
+        if postgres:
+            platform.startup_seconds["postgres"] = postgres.start()
+        platform.startup_seconds["s3"] = s3.start()
+        platform.startup_seconds["mlflow"] = mlflow.start()
+        platform.startup_seconds["airflow"] = airflow.start()
     except BaseException:
         platform.stop()
         raise
@@ -133,42 +191,165 @@ def read_state(workdir: Path) -> dict[str, Any]:
     return state
 
 
+def _service_records(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    records: dict[str, dict[str, Any]] = state.get("services") or {
+        # state.json of an earlier version: process ids only.
+        name: {"pid": pid, "name": None, "dir": state["workdir"]}
+        for name, pid in state["pids"].items()
+    }
+    return records
+
+
+def _everything(workdir: Path) -> dict[str, object]:
+    """A record that matches every process of every service below `workdir`."""
+    return {"dir": str(workdir), "claims_cwd": str(workdir / "postgres" / "data")}
+
+
+def processes_of(workdir: Path) -> list[psutil.Process]:
+    """Every process still running for the platform in `workdir`, whatever started it."""
+    return service_processes(_everything(workdir.resolve()))
+
+
 def stop(workdir: Path) -> list[str]:
-    """Stop exactly the processes `up` started (recorded in state.json)."""
-    state = read_state(workdir)
+    """Stop every process `up` started: each service's whole session and every process
+    marked as its own, whether or not its main process is still there; then anything
+    else still running from this workdir (a crashed service's orphans, the model server)."""
+    workdir = workdir.resolve()
+    try:
+        state = read_state(workdir)
+    except StageError:
+        state = None
     stopped = []
-    # Airflow first, the stores last: running tasks may still write to them.
-    for name, pid in sorted(state["pids"].items(), key=lambda kv: not kv[0].startswith("airflow")):
-        if pid_alive(pid):
-            stop_group(pid)
-            stopped.append(name)
-    model_server = LocalModelServer(Path(state["workdir"]) / SERVING_DIR, state["urls"]["serving"])
-    if model_server.running_pid() is not None:
-        model_server.retire()
-        stopped.append("serving")
-    (workdir.resolve() / "state.json").unlink()
+    if state is not None:
+        records = _service_records(state)
+        for name in sorted(
+            records, key=lambda n: next(i for i, p in enumerate(STOP_ORDER) if n.startswith(p))
+        ):
+            if stop_service(records[name]):
+                stopped.append(name)
+        model_server = LocalModelServer(workdir / SERVING_DIR, state["urls"]["serving"])
+        if model_server.running_pid() is not None:
+            model_server.retire()
+            stopped.append("serving")
+    if stop_service(_everything(workdir)):
+        stopped.append("leftover processes")
+    if state is None and not stopped:
+        raise StageError(f"no platform state in {workdir}: run `trainyard up`")
+    (workdir / "state.json").unlink(missing_ok=True)
     return stopped
 
 
+PROBES = {
+    "airflow-api-server": "/api/v2/monitor/health",
+    "mlflow": "/health",
+    "s3": "/",
+    "serving": "/ping",
+}
+# The components the api-server's health report covers, by its names for them.
+AIRFLOW_HEALTH = {
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag_processor",
+    "airflow-triggerer": "triggerer",
+}
+
+
+def _http_probe(url: str) -> tuple[bool, str, Any]:
+    """(answers, what it said, JSON body if any). Any HTTP answer means the server is there."""
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            body = response.read()
+            code = response.status
+    except Exception as exc:
+        code = getattr(exc, "code", None)
+        if code is None:
+            return False, type(exc).__name__, None
+        body = b""
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    return True, f"HTTP {code}", parsed
+
+
+def _postgres_probe(state: dict[str, Any]) -> tuple[bool, str]:
+    postgres = PostgresServer(Path(state["workdir"]) / "postgres")
+    postgres.port = int(state["urls"]["postgres"].rsplit(":", 1)[1].split("/")[0])
+    try:
+        with postgres.connect() as conn:
+            conn.execute("SELECT 1")
+    except Exception as exc:
+        return False, type(exc).__name__
+    return True, "accepts connections"
+
+
 def status(workdir: Path) -> dict[str, Any]:
+    """Each service: its main process, the processes it left, its probe, and whether they agree.
+
+    `problems` names every mismatch: a main process gone while its processes or its port
+    still answer, a process that runs but does not answer, a service that is down.
+    """
     state = read_state(workdir)
-    services = {
-        name: "running" if pid_alive(pid) else "stopped" for name, pid in state["pids"].items()
+    urls = state["urls"]
+    records = _service_records(state)
+    api_ok, api_said, health = _http_probe(urls["airflow"] + PROBES["airflow-api-server"])
+    services: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for name, record in records.items():
+        leader = record["pid"]
+        running = pid_alive(leader)
+        others = [p.pid for p in service_processes(record) if p.pid != leader]
+        if name == "postgres":
+            answers, said = _postgres_probe(state)
+        elif name in AIRFLOW_HEALTH:
+            part = (health or {}).get(AIRFLOW_HEALTH[name], {})
+            answers = part.get("status") == "healthy"
+            said = f"health: {part.get('status') or api_said}"
+        elif name == "airflow-api-server":
+            answers, said = api_ok and api_said == "HTTP 200", api_said
+        else:
+            answers, said, _ = _http_probe(urls[name] + PROBES[name])
+        entry = {
+            "process": "running" if running else "stopped",
+            "pid": leader,
+            "other_processes": others,
+            "probe": said,
+            "ok": running and answers,
+        }
+        services[name] = entry
+        if running and not answers:
+            problems.append(f"{name}: process {leader} runs but its probe fails ({said})")
+        elif not running and answers:
+            problems.append(
+                f"{name}: process {leader} is gone but the service still answers ({said}); "
+                f"processes left: {others or 'none found'}: run `trainyard down`"
+            )
+        elif not running:
+            left = f"; processes left: {others}: run `trainyard down`" if others else ""
+            problems.append(f"{name}: process {leader} is gone and nothing answers{left}")
+    serving_ok, serving_said, _ = _http_probe(urls["serving"] + PROBES["serving"])
+    # Started by the deploy step, not by `up`: no process to compare with.
+    services["serving"] = {"process": None, "probe": serving_said, "answers": serving_ok}
+    return {
+        "services": services,
+        "urls": urls,
+        "metadata_db": state.get("metadata_db", "sqlite"),
+        "problems": problems,
+        "import_errors": import_errors(workdir, state) if api_ok else [],
     }
-    probes = {
-        "airflow": "/api/v2/monitor/health",
-        "mlflow": "/health",
-        "s3": "/",
-        "serving": "/ping",
-    }
-    answers = {}
-    for name, url in state["urls"].items():
-        try:
-            with urllib.request.urlopen(url + probes[name], timeout=3) as response:
-                answers[name] = response.status
-        except Exception as exc:  # an unreachable service is a status, not an error
-            answers[name] = getattr(exc, "code", None) or type(exc).__name__
-    return {"services": services, "urls": state["urls"], "http": answers}
+
+
+def import_errors(workdir: Path, state: dict[str, Any] | None = None) -> list[str]:
+    """Every DAG file Airflow could not import, as `bundle/file: last line of the error`."""
+    from trainyard.standalone.airflow_api import AirflowApi  # noqa: PLC0415 - a slow import
+
+    state = state or read_state(workdir)
+    api = AirflowApi(state["urls"]["airflow"], state["airflow_user"], airflow_password(workdir))
+    errors = api.import_errors.get_import_errors(limit=100).import_errors
+    return [
+        f"{e.bundle_name}/{e.filename}: "
+        + ((e.stack_trace or "").strip().splitlines() or ["(no message)"])[-1]
+        for e in errors
+    ]
 
 
 def client_env(workdir: Path) -> dict[str, str]:

@@ -150,9 +150,11 @@ class MlflowServer:
         s3: S3Server,
         backend_store_uri: str | None = None,
         artifacts_bucket: str = "mlflow",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.s3 = s3
+        self.extra_env = env or {}
         self.backend_store_uri = backend_store_uri or f"sqlite:///{workdir / 'mlflow.db'}"
         self.artifacts_destination = f"s3://{artifacts_bucket}/artifacts"
         self.port = free_port()
@@ -169,8 +171,6 @@ class MlflowServer:
             "-m",
             "mlflow",
             "server",
-            "--backend-store-uri",
-            self.backend_store_uri,
             "--artifacts-destination",
             self.artifacts_destination,
             "--host",
@@ -180,7 +180,13 @@ class MlflowServer:
             "--workers",
             "1",
         ]
-        env = {**self.s3.client_env(), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+        env = {
+            **self.s3.client_env(),
+            **self.extra_env,
+            # Through the environment, not the command line: a URI may carry a password.
+            "MLFLOW_BACKEND_STORE_URI": self.backend_store_uri,
+            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        }
         self.process = ManagedProcess(
             "mlflow", command, self.workdir / "mlflow.log", env=env, cwd=self.workdir
         )
