@@ -1,0 +1,277 @@
+"""The laptop platform as a place to work: the user's own DAGs beside the training DAG, Airflow
+on PostgreSQL under concurrent runs and API calls, and crashed services noticed and cleaned up.
+
+One platform for the module (`trainyard up --dags-folder`, PostgreSQL by default), real
+Airflow, PostgreSQL, MLflow and SeaweedFS processes. The crash test comes last: it kills
+every service's main process and brings the platform up again in the same workdir.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.e2e.figures import FIGURES
+from trainyard import cli
+from trainyard.standalone import runtime
+from trainyard.standalone.airflow_api import (
+    AirflowApi,
+    ApiException,
+    offloaded_location,
+    read_offloaded,
+    state_name,
+)
+from trainyard.standalone.airflow_stack import XCOM_THRESHOLD_BYTES
+from trainyard.standalone.demo import DAG_ID
+
+pytestmark = pytest.mark.integration
+
+USER_DAG = "user_xcom_and_logs"
+LOAD_DAGS = ("load_a", "load_b", "load_c")
+RUNS_PER_DAG = 8  # 24 runs in all, triggered at once
+
+USER_DAG_FILE = f'''
+from airflow.sdk import ObjectStoragePath, dag, task
+
+
+@dag(dag_id="{USER_DAG}", schedule=None)
+def pipeline():
+    @task
+    def big():
+        print("hello from the user's DAG")
+        return list(range(400))  # above the XCom threshold: offloaded to the store
+
+    @task
+    def write(values):
+        path = ObjectStoragePath("s3://trainyard_s3@datasets/user/sum.txt")
+        path.write_text(str(sum(values)))
+        return str(path)
+
+    write(big())
+
+
+pipeline()
+'''
+
+LOAD_DAG_FILE = f"""
+from airflow.sdk import dag, task
+
+for name in {LOAD_DAGS!r}:
+
+    @dag(dag_id=name, schedule=None, max_active_runs=16)
+    def load():
+        @task
+        def first():
+            return 1
+
+        @task
+        def second(value):
+            return value + 1
+
+        second(first())
+
+    load()
+"""
+
+# Airflow parses only files that mention both "airflow" and "dag" (its safe mode).
+BROKEN_DAG_FILE = (
+    'from airflow.sdk import dag\n\nraise RuntimeError("this DAG file is broken on purpose")\n'
+)
+
+
+def figure(line: str) -> None:
+    FIGURES.append(line)
+    print(line)
+
+
+@pytest.fixture(scope="module")
+def user_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("user-dags")
+    (folder / "user_pipeline.py").write_text(textwrap.dedent(USER_DAG_FILE))
+    (folder / "load.py").write_text(textwrap.dedent(LOAD_DAG_FILE))
+    (folder / "broken.py").write_text(BROKEN_DAG_FILE)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def platform(
+    tmp_path_factory: pytest.TempPathFactory, user_dags: Path
+) -> Iterator[runtime.Platform]:
+    workdir = tmp_path_factory.mktemp("laptop")
+    started = runtime.start(workdir, user_dags=user_dags)
+    figure(f"laptop platform: PostgreSQL ready in {started.startup_seconds['postgres']:.2f} s")
+    try:
+        yield started
+    finally:
+        with contextlib.suppress(Exception):
+            runtime.stop(workdir)
+
+
+@pytest.fixture(scope="module")
+def api(platform: runtime.Platform) -> AirflowApi:
+    client = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
+    for dag_id in (DAG_ID, USER_DAG, *LOAD_DAGS):
+        client.wait_for_dag(dag_id, timeout_s=180)
+    return client
+
+
+def wait_for_run(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float = 300) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = state_name(api.dag_run(dag_id, run_id).state)
+        if state in ("success", "failed"):
+            return state
+        assert time.monotonic() < deadline, f"{dag_id} {run_id} still {state}"
+        time.sleep(1)
+
+
+def test_users_dags_are_parsed_beside_the_training_dag(platform, api, user_dags, capsys):
+    assert platform.state()["metadata_db"] == "postgres"
+    bundles = {d.bundle_name for d in api.dags.get_dags(limit=100).dags}
+    assert bundles == {"trainyard", "user"}
+    # The broken file is reported by `trainyard status`, on its own line.
+    deadline = time.monotonic() + 60
+    while not (errors := runtime.status(platform.workdir)["import_errors"]):
+        assert time.monotonic() < deadline, "no import error reported for broken.py"
+        time.sleep(2)
+    assert errors == ["user/broken.py: RuntimeError: this DAG file is broken on purpose"]
+    assert cli.main(["--workdir", str(platform.workdir), "status"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert "trainyard status: DAG import error: user/broken.py: RuntimeError: " in lines[-1]
+
+
+def test_users_dag_gets_the_platforms_s3_connection_xcom_backend_and_remote_logs(platform, api):
+    api.unpause(USER_DAG)
+    run = api.trigger(USER_DAG, "2026-01-01T00:00:00Z")
+    assert wait_for_run(api, USER_DAG, run.dag_run_id) == "success"
+    s3 = platform.s3.client()
+    # The large return value went to the object store; the database holds the reference.
+    reference = api.xcom(USER_DAG, run.dag_run_id, "big")
+    assert offloaded_location(reference) is not None, reference
+    assert read_offloaded(reference, s3) == list(range(400))
+    assert len(str(list(range(400)))) > XCOM_THRESHOLD_BYTES
+    # Through the platform's S3 connection.
+    assert s3.get_object(Bucket="datasets", Key="user/sum.txt")["Body"].read() == b"79800"
+    # Its task logs are in the logs bucket (uploaded when each task's process ends).
+    prefix = f"logs/dag_id={USER_DAG}/run_id={run.dag_run_id}/task_id=big/"
+    deadline = time.monotonic() + 60
+    while not (keys := s3.list_objects_v2(Bucket="airflow-logs", Prefix=prefix).get("Contents")):
+        assert time.monotonic() < deadline, f"no remote log under {prefix}"
+        time.sleep(2)
+    log = s3.get_object(Bucket="airflow-logs", Key=keys[0]["Key"])["Body"].read().decode()
+    assert "hello from the user's DAG" in log
+
+
+def test_concurrent_runs_and_api_calls_never_fail_on_postgres(platform, api):
+    """24 runs of 3 DAGs triggered at once while the API is polled: no HTTP 5xx, all succeed."""
+    for dag_id in LOAD_DAGS:
+        api.unpause(dag_id)
+    password = platform.airflow.admin_password()
+    done = threading.Event()
+    polls, server_errors = [0], []
+
+    def poll() -> None:
+        client = AirflowApi(platform.airflow.url, "admin", password)
+        calls = (
+            lambda: client.dag_runs.get_dag_runs("~", limit=100),
+            lambda: client.task_instances_api.get_task_instances("~", "~", limit=100),
+            lambda: client.dags.get_dags(limit=100),
+            client.import_errors.get_import_errors,
+            client.monitor.get_health,
+        )
+        while not done.is_set():
+            for call in calls:
+                try:
+                    call()
+                except ApiException as exc:
+                    if exc.status and exc.status >= 500:
+                        server_errors.append(f"HTTP {exc.status}: {str(exc.body)[:200]}")
+                polls[0] += 1
+
+    def trigger(n: int) -> tuple[str, str]:
+        client = AirflowApi(platform.airflow.url, "admin", password)
+        dag_id = LOAD_DAGS[n % len(LOAD_DAGS)]
+        run = client.trigger(dag_id, f"2026-02-{n // len(LOAD_DAGS) + 1:02d}T00:00:00Z")
+        return dag_id, run.dag_run_id
+
+    started = time.monotonic()
+    pollers = [threading.Thread(target=poll, daemon=True) for _ in range(2)]
+    for poller in pollers:
+        poller.start()
+    total = RUNS_PER_DAG * len(LOAD_DAGS)
+    try:
+        with ThreadPoolExecutor(total) as pool:
+            runs = list(pool.map(trigger, range(total)))
+        states = {run: wait_for_run(api, *run, timeout_s=600) for run in runs}
+    finally:
+        done.set()
+        for poller in pollers:
+            poller.join(30)
+    seconds = time.monotonic() - started
+    figure(
+        f"laptop platform: {total} concurrent runs of {len(LOAD_DAGS)} DAGs in {seconds:.0f} s, "
+        f"{polls[0]} API polls, {len(server_errors)} HTTP 5xx"
+    )
+    assert server_errors == [], server_errors[:5]
+    assert polls[0] >= 50
+    assert set(states.values()) == {"success"}, states
+    logs = (platform.workdir / "airflow" / "logs").glob("*.log")
+    assert not [log.name for log in logs if "database is locked" in log.read_text()]
+
+
+def bound(port: int) -> bool:
+    """Whether something listens on the port (connections in TIME_WAIT do not count)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_crashed_services_are_flagged_and_down_cleans_up_everything(platform, api):
+    workdir = platform.workdir
+    state = runtime.read_state(workdir)
+    ports = [urlsplit(url).port for url in state["urls"].values()]
+    # Every service's main process, the stores' last (the others report through them).
+    order = [name for name in state["pids"] if name.startswith("airflow")]
+    order += ["mlflow", "s3", "postgres"]
+    for name in order:
+        os.kill(state["pids"][name], signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while True:
+            report = runtime.status(workdir)
+            flagged = [p for p in report["problems"] if p.startswith(f"{name}: ")]
+            gone = report["services"][name]["process"] == "stopped"
+            if (flagged and gone) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert flagged and gone, (name, report["services"][name], report["problems"])
+        print(flagged[0])
+    assert cli.main(["--workdir", str(workdir), "status"]) == 1
+
+    runtime.stop(workdir)
+    left = runtime.processes_of(workdir)
+    assert left == [], [(p.pid, p.cmdline()) for p in left]
+    assert [p for p in ports if p and bound(p)] == []
+
+    again = runtime.start(workdir, user_dags=platform.airflow.user_dags)
+    try:
+        assert runtime.status(workdir)["problems"] == []
+        client = AirflowApi(again.airflow.url, "admin", again.airflow.admin_password())
+        assert client.wait_for_dag(USER_DAG).dag_id == USER_DAG  # the same database again
+    finally:
+        runtime.stop(workdir)
+    assert runtime.processes_of(workdir) == []
