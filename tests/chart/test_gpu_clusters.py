@@ -26,6 +26,7 @@ from .conftest import (
     TRAINING_NAMESPACE,
     env_of,
     find,
+    kubernetes_validate,
     one,
     pod_spec,
     render_chart,
@@ -285,7 +286,7 @@ def test_helm_test_checks_the_trainer_credentials_secret(helm: str) -> None:
     assert container["command"][-1] == "trainer-credentials"
     env = env_of(container)
     assert env["TRAINING_NAMESPACE"] == TRAINING_NAMESPACE
-    assert env["CREDENTIALS_SECRET"] == f"{RELEASE}-trainer-credentials"
+    assert env["TRAINER_CREDENTIALS"] == f"{RELEASE}-trainer-credentials"
     assert env["CREATE_COMMAND"].startswith(CREATE)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"):
         assert f"--from-literal={key}=" in env["CREATE_COMMAND"]
@@ -349,3 +350,80 @@ def test_notes_report_a_missing_trainer_credentials_secret(helm: str) -> None:
     notes = render_notes(helm=helm)
     assert f"MISSING:         Secret {RELEASE}-trainer-credentials" in notes
     assert CREATE in notes
+
+
+# ---- 2. external Postgres with TLS verification ---------------------------------------------
+
+CA_PATH = "/etc/trainyard/database-ca/ca.crt"
+
+
+def external_database(ssl_mode: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "postgresql": {"enabled": False},
+        "global": {
+            "database": {"existingSecret": "db-passwords"},
+            "externalDatabase": {"host": "db.example.com", "sslMode": ssl_mode, **extra},
+        },
+    }
+
+
+def database_containers(objects: list[dict[str, Any]]) -> list[tuple[str, dict, dict]]:
+    """(ident, pod spec, container) of every container that connects to Postgres."""
+    found = []
+    for obj in objects:
+        if obj["kind"] not in ("Deployment", "StatefulSet", "Job", "Pod"):
+            continue
+        spec = pod_spec(obj)
+        for container in [*spec.get("initContainers", []), *spec["containers"]]:
+            if "PGHOST" in env_of(container):
+                found.append((f"{obj['metadata']['name']}/{container['name']}", spec, container))
+    return found
+
+
+@pytest.mark.parametrize("ssl_mode", ["verify-ca", "verify-full"])
+def test_verified_tls_mounts_the_ca_where_every_driver_reads_it(helm: str, ssl_mode: str) -> None:
+    values = external_database(ssl_mode, caSecretName="db-ca", caBundleKey="rds-bundle.pem")
+    objects = render_chart(values, helm=helm)
+    connecting = database_containers(objects)
+    names = {ident.split("/")[0] for ident, _, _ in connecting}
+    # Airflow (migrations and every component), MLflow (migration and server), the helm test
+    assert {
+        f"{RELEASE}-airflow-scheduler",
+        f"{RELEASE}-airflow-api-server",
+        f"{RELEASE}-airflow-dag-processor",
+        f"{RELEASE}-airflow-triggerer",
+        f"{RELEASE}-mlflow",
+        f"{RELEASE}-test-postgres",
+    } <= names
+    for ident, spec, container in connecting:
+        env = env_of(container)
+        assert env["PGSSLMODE"] == ssl_mode, ident
+        assert env["PGSSLROOTCERT"] == CA_PATH, ident
+        mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
+        assert mounts["database-ca"]["mountPath"] == "/etc/trainyard/database-ca", ident
+        assert mounts["database-ca"]["readOnly"] is True, ident
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["database-ca"]["secret"]["secretName"] == "db-ca", ident
+        assert volumes["database-ca"]["secret"]["items"] == [
+            {"key": "rds-bundle.pem", "path": "ca.crt"}
+        ], ident
+    # MLflow's SQLAlchemy URLs name the bundle too (psycopg passes it to libpq)
+    (mlflow,) = [c for i, _, c in connecting if i == f"{RELEASE}-mlflow/mlflow"]
+    uri = next(a for a in mlflow["args"] if a.startswith("--backend-store-uri="))
+    assert uri.endswith(f"?sslmode={ssl_mode}&sslrootcert={CA_PATH}")
+    # and the objects stay valid Kubernetes objects
+    assert not kubernetes_validate(objects, ("1.34.0",))
+
+
+@pytest.mark.parametrize("ssl_mode", ["verify-ca", "verify-full"])
+def test_verified_tls_without_a_ca_is_refused(helm: str, ssl_mode: str) -> None:
+    message = render_error(external_database(ssl_mode), helm=helm)
+    assert "global.externalDatabase.caSecretName" in message and ssl_mode in message
+
+
+def test_unverified_tls_needs_no_ca(helm: str) -> None:
+    objects = render_chart(external_database("require"), helm=helm)
+    assert database_containers(objects)
+    for ident, spec, container in database_containers(objects):
+        assert "PGSSLROOTCERT" not in env_of(container), ident
+        assert "database-ca" not in {v["name"] for v in spec["volumes"]}, ident

@@ -35,13 +35,13 @@ def ci_values(name: str) -> dict[str, Any]:
 
 
 def user_named_secrets(values: dict[str, Any]) -> set[str]:
-    """Secrets the user said exist (existingSecret / tlsSecretName values)."""
+    """Secrets the user said exist (existingSecret / tlsSecretName / caSecretName values)."""
     names: set[str] = set()
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             for key, value in node.items():
-                if key in ("existingSecret", "tlsSecretName") and value:
+                if key in ("existingSecret", "tlsSecretName", "caSecretName") and value:
                     names.add(value)
                 walk(value)
 

@@ -23,6 +23,9 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- if and .Values.postgresql.enabled $db.host -}}
 {{- fail (printf "global.externalDatabase.host is set (%s) while postgresql.enabled is true: set postgresql.enabled=false to use the external database, or clear global.externalDatabase.host" $db.host) -}}
 {{- end -}}
+{{- if and $db.host (has $db.sslMode (list "verify-ca" "verify-full")) (not $db.caSecretName) -}}
+{{- fail (printf "global.externalDatabase.sslMode is %s but global.externalDatabase.caSecretName is empty: set it to a Secret (in the release namespace) with the CA bundle that signed the server's certificate (key global.externalDatabase.caBundleKey, default ca.crt); without it every database client fails with \"root certificate file does not exist\"" $db.sslMode) -}}
+{{- end -}}
 {{- if and $db.host (not .Values.global.database.existingSecret) -}}
 {{- fail "global.database.existingSecret is required with an external database (global.externalDatabase.host): a Secret with one `<user>-password` key per user in global.database.databases" -}}
 {{- end -}}

@@ -46,12 +46,18 @@ spec:
           readOnly: true
         - name: tmp
           mountPath: /tmp
+        {{- if .databaseCa }}
+        {{- include "trainyard.database.caMount" (dict "root" $root) | nindent 8 }}
+        {{- end }}
         {{- if .serviceAccount }}
         - name: kube-api-access
           mountPath: /var/run/secrets/kubernetes.io/serviceaccount
           readOnly: true
         {{- end }}
   volumes:
+    {{- if .databaseCa }}
+    {{- include "trainyard.database.caVolume" (dict "root" $root) | nindent 4 }}
+    {{- end }}
     {{- if .serviceAccount }}
     - name: kube-api-access
       projected:

@@ -49,13 +49,50 @@ These templates turn it into hosts, Secret names and env, so every component agr
 {{- toYaml $entry -}}
 {{- end -}}
 
+{{/*
+The CA bundle that verifies an external server's certificate (global.externalDatabase.caSecretName,
+for sslMode verify-ca / verify-full): its path in every container that connects, or "" when
+there is none. libpq (psycopg, psycopg2) and asyncpg read PGSSLROOTCERT; without it they look
+for ~/.postgresql/root.crt and fail ("root certificate file does not exist").
+*/}}
+{{- define "trainyard.database.caPath" -}}
+{{- if and (include "trainyard.database.external" .) .root.Values.global.externalDatabase.caSecretName -}}
+/etc/trainyard/database-ca/ca.crt
+{{- end -}}
+{{- end -}}
+
+{{/* The pod volume with the CA bundle (nothing without one). */}}
+{{- define "trainyard.database.caVolume" -}}
+{{- if include "trainyard.database.caPath" . }}
+- name: database-ca
+  secret:
+    secretName: {{ .root.Values.global.externalDatabase.caSecretName | quote }}
+    defaultMode: 0444
+    items:
+      - key: {{ .root.Values.global.externalDatabase.caBundleKey | quote }}
+        path: ca.crt
+{{- end }}
+{{- end -}}
+
+{{/* Its mount, in every container that connects to the database (nothing without one). */}}
+{{- define "trainyard.database.caMount" -}}
+{{- if include "trainyard.database.caPath" . }}
+- name: database-ca
+  mountPath: /etc/trainyard/database-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
 {{/* SQLAlchemy URL (psycopg 3) without a password: libpq reads it from PGPASSWORD. */}}
 {{- define "trainyard.database.sqlalchemyUrl" -}}
 {{- $entry := include "trainyard.database.entry" . | fromYaml -}}
-{{- printf "postgresql+psycopg://%s@%s:%s/%s?sslmode=%s" $entry.user (include "trainyard.database.host" .) (include "trainyard.database.port" .) $entry.name (include "trainyard.database.sslMode" .) -}}
+{{- $url := printf "postgresql+psycopg://%s@%s:%s/%s?sslmode=%s" $entry.user (include "trainyard.database.host" .) (include "trainyard.database.port" .) $entry.name (include "trainyard.database.sslMode" .) -}}
+{{- with include "trainyard.database.caPath" . }}{{ $url = printf "%s&sslrootcert=%s" $url . }}{{ end -}}
+{{- $url -}}
 {{- end -}}
 
-{{/* libpq env for one database entry: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE. */}}
+{{/* libpq env for one database entry: PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, PGSSLMODE
+(and PGSSLROOTCERT with a CA bundle: mount trainyard.database.caVolume/caMount beside it). */}}
 {{- define "trainyard.database.env" -}}
 {{- $entry := include "trainyard.database.entry" . | fromYaml -}}
 - name: PGHOST
@@ -68,6 +105,10 @@ These templates turn it into hosts, Secret names and env, so every component agr
   value: {{ $entry.user | quote }}
 - name: PGSSLMODE
   value: {{ include "trainyard.database.sslMode" . | quote }}
+{{- with include "trainyard.database.caPath" . }}
+- name: PGSSLROOTCERT
+  value: {{ . | quote }}
+{{- end }}
 - name: PGPASSWORD
   valueFrom:
     secretKeyRef:
