@@ -11,11 +11,14 @@ failure never leaves a half-written object behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import os
 import posixpath
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import fsspec
@@ -38,12 +41,40 @@ def filesystem(url: str) -> tuple[fsspec.AbstractFileSystem, str]:
         endpoint = s3_endpoint()
         if endpoint:
             options["client_kwargs"] = {"endpoint_url": endpoint}
+        # Where credentials were found is not news at INFO (trainer logs run at INFO).
+        logging.getLogger("aiobotocore.credentials").setLevel(logging.WARNING)
         # A fresh instance each time: credentials and endpoints may change between
         # calls in one process (tests, the standalone runtime).
         return fsspec.filesystem("s3", skip_instance_cache=True, **options), path
     if protocol in (None, "file", "local"):
         return LocalFileSystem(), os.path.abspath(path)
     return fsspec.filesystem(protocol), path
+
+
+@contextlib.contextmanager
+def _s3_errors(url: str) -> Iterator[None]:
+    """Missing credentials or an unreachable endpoint as one line naming what is missing."""
+    from botocore.exceptions import (  # noqa: PLC0415 - botocore comes with s3fs
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError):
+        raise StageError(
+            f"{url}: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or an AWS profile or role)"
+        ) from None
+    except EndpointConnectionError as exc:
+        endpoint = s3_endpoint()
+        if endpoint:
+            raise StageError(f"{url}: cannot reach the S3 endpoint {endpoint}") from None
+        raise StageError(
+            f"{url}: no S3 endpoint: AWS_ENDPOINT_URL_S3 is not set, and AWS's own "
+            f"({exc.kwargs.get('endpoint_url', 'amazonaws.com')}) cannot be reached"
+        ) from None
 
 
 def join(base: str, *parts: str) -> str:
@@ -55,13 +86,15 @@ def join(base: str, *parts: str) -> str:
 
 def exists(url: str) -> bool:
     fs, path = filesystem(url)
-    return bool(fs.exists(path))
+    with _s3_errors(url):
+        return bool(fs.exists(path))
 
 
 def read_bytes(url: str) -> bytes:
     fs, path = filesystem(url)
     try:
-        data: bytes = fs.cat_file(path)
+        with _s3_errors(url):
+            data: bytes = fs.cat_file(path)
     except FileNotFoundError:
         raise StageError(f"{url}: not found") from None
     except PermissionError as exc:
@@ -83,7 +116,8 @@ def write_bytes(url: str, data: bytes) -> None:
             os.unlink(tmp)
             raise
     else:
-        fs.pipe_file(path, data)
+        with _s3_errors(url):
+            fs.pipe_file(path, data)
 
 
 def read_parquet(url: str) -> pd.DataFrame:
