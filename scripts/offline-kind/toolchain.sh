@@ -66,7 +66,12 @@ build_crictl() {
     "-X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION"
 }
 build_coredns() { go_install "github.com/coredns/coredns@v$COREDNS_VERSION" coredns; }
-build_kwok() { go_install "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" kwok; }
+# kwok simulates nodes and pods; kwokctl runs it with etcd and the control plane as processes
+# (its "binary" runtime), the cluster of tests/cluster.
+build_kwok() {
+  go_install "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION" kwok
+  go_install "sigs.k8s.io/kwok/cmd/kwokctl@v$KWOK_VERSION" kwokctl
+}
 build_local_path_provisioner() {
   go_install "github.com/rancher/local-path-provisioner@v$LOCAL_PATH_PROVISIONER_VERSION" \
     local-path-provisioner

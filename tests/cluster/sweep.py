@@ -1,0 +1,158 @@
+"""Runs a sweep's trainer pods on the simulated fleet, as Airflow and the pod operator would.
+
+Airflow runs at most `limit` mapped `train` tasks at once (`max_active_tis_per_dag`, from the
+platform config's max_parallel_trials); each task's operator creates its pod and, once the
+trial is over, deletes it (`on_finish_action: delete_succeeded_pod`). Here a trial is over as
+soon as its pod runs (a simulated node runs nothing), or never (`finish=False`: every pod stays,
+to measure scheduling alone). Every observation checks that no node's GPUs are over-committed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from .fleet import GPU_RESOURCE, GPUS_PER_NODE
+
+POLL_SECONDS = 0.05
+
+
+def gpus_of(pod: dict[str, Any]) -> int:
+    """GPUs a pod requests (the API server defaults requests to limits for extended resources)."""
+    total = 0
+    for container in pod["spec"]["containers"]:
+        resources = container.get("resources") or {}
+        for kind in ("requests", "limits"):
+            if GPU_RESOURCE in (resources.get(kind) or {}):
+                total += int(resources[kind][GPU_RESOURCE])
+                break
+    return total
+
+
+def list_pods(core: client.CoreV1Api, namespace: str) -> list[dict[str, Any]]:
+    """The namespace's pods as plain JSON (the client's models cost seconds for 500 pods)."""
+    response = core.list_namespaced_pod(namespace, _preload_content=False)
+    items: list[dict[str, Any]] = json.loads(response.data)["items"]
+    return items
+
+
+@dataclass
+class SweepResult:
+    trials: int
+    limit: int
+    seconds_to_all_bound: float = 0.0
+    seconds_to_all_submitted: float = 0.0
+    # pod name -> node it was bound to
+    placements: dict[str, str] = field(default_factory=dict)
+    # Refused creations (the operator's task would fail): pod name -> API message.
+    rejected: dict[str, str] = field(default_factory=dict)
+    finished: int = 0
+    most_pending: int = 0  # most pods at once that existed but were not bound
+    unschedulable_messages: set[str] = field(default_factory=set)
+    most_gpus_requested: int = 0  # most GPUs at once requested by the sweep's pods
+    overcommitted: list[str] = field(default_factory=list)
+
+    @property
+    def pods_per_second(self) -> float:
+        return self.trials / self.seconds_to_all_bound if self.seconds_to_all_bound else 0.0
+
+    @property
+    def seconds_per_trial(self) -> float:
+        return self.seconds_to_all_bound / self.trials
+
+
+def run_sweep(
+    api: client.ApiClient,
+    pods: list[dict[str, Any]],
+    limit: int,
+    finish: bool,
+    timeout: float = 120,
+) -> SweepResult:
+    """Submit `pods` with at most `limit` in flight, until each was bound (and, with `finish`,
+    deleted again) or `timeout`; the pods that remain are left for the caller to inspect."""
+    core = client.CoreV1Api(api)
+    namespace = pods[0]["metadata"]["namespace"]
+    result = SweepResult(trials=len(pods), limit=limit)
+    queue = list(pods)
+    in_flight: dict[str, int] = {}  # pod name -> GPUs
+    started = time.monotonic()
+
+    def create(pod: dict[str, Any]) -> tuple[str, str | None]:
+        try:
+            core.create_namespaced_pod(namespace, pod)
+        except ApiException as exc:
+            return pod["metadata"]["name"], f"{exc.status} {exc.reason}: {exc.body}"
+        return pod["metadata"]["name"], None
+
+    with ThreadPoolExecutor(8) as executor:
+        while time.monotonic() - started < timeout:
+            room = limit - len(in_flight)
+            batch, queue = queue[:room], queue[room:]
+            for (name, error), pod in zip(executor.map(create, batch), batch, strict=True):
+                if error:
+                    result.rejected[name] = error
+                else:
+                    in_flight[name] = gpus_of(pod)
+            if not queue and not result.seconds_to_all_submitted:
+                result.seconds_to_all_submitted = time.monotonic() - started
+            bound = _observe(core, namespace, in_flight, result)
+            if finish:
+                names = [n for n in bound if n in in_flight]
+                list(executor.map(lambda n: _delete(core, namespace, n), names))
+                for name in names:
+                    del in_flight[name]
+                result.finished += len(names)
+            if len(result.placements) + len(result.rejected) == result.trials:
+                result.seconds_to_all_bound = time.monotonic() - started
+                break
+            time.sleep(POLL_SECONDS)
+    return result
+
+
+def _observe(
+    core: client.CoreV1Api, namespace: str, in_flight: dict[str, int], result: SweepResult
+) -> list[str]:
+    """Record placements, pending pods and per-node GPU use; the names bound so far."""
+    listed = list_pods(core, namespace)
+    per_node: Counter[str] = Counter()
+    bound = []
+    pending = 0
+    for pod in listed:
+        node_name = pod["spec"].get("nodeName")
+        if node_name:
+            per_node[node_name] += gpus_of(pod)  # every pod of the namespace, not only ours
+        name = pod["metadata"]["name"]
+        if name not in in_flight:
+            continue
+        if node_name:
+            result.placements.setdefault(name, node_name)
+            bound.append(name)
+        else:
+            pending += 1
+            for condition in pod.get("status", {}).get("conditions", []):
+                if condition.get("reason") == "Unschedulable":
+                    result.unschedulable_messages.add(condition.get("message", ""))
+    result.most_pending = max(result.most_pending, pending)
+    result.most_gpus_requested = max(result.most_gpus_requested, sum(in_flight.values()))
+    result.overcommitted += [f"{n}: {g} GPUs" for n, g in per_node.items() if g > GPUS_PER_NODE]
+    return bound
+
+
+def _delete(core: client.CoreV1Api, namespace: str, name: str) -> None:
+    # What the operator does with a succeeded pod; grace 0: no kubelet to confirm it here.
+    core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+
+
+def delete_all(api: client.ApiClient, namespace: str) -> None:
+    core = client.CoreV1Api(api)
+    core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
+    deadline = time.monotonic() + 60
+    while list_pods(core, namespace) and time.monotonic() < deadline:
+        time.sleep(0.2)
