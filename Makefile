@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: all venv tools test lint typecheck unit integration chart images e2e-kind demo bench clean
+.PHONY: all venv tools test lint typecheck unit integration chart cluster images e2e-kind demo bench clean
 
 all: test
 
@@ -42,6 +42,11 @@ integration: venv
 
 chart: venv tools
 	$(BIN)/python -m pytest -m chart $(PYTEST_ARGS)
+
+# A real API server, controller-manager and scheduler with 200 simulated GPU nodes (KWOK), from
+# the offline toolchain cache (scripts/kind-offline toolchain); skipped while that cache is cold.
+cluster: venv tools
+	$(BIN)/python -m pytest -m cluster $(PYTEST_ARGS)
 
 # Builds the trainer CPU image (scripts/build-images) from a debootstrap-made base and runs it
 # against local S3 + MLflow; needs a Docker engine (scripts/bootstrap-docker --install).
