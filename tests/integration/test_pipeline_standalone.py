@@ -193,6 +193,7 @@ def test_mlflow_unreachable_at_evaluate_means_no_deploy(first_run, api, platform
         run = follow(api, run_id, 600, QUIET)
     finally:
         platform.mlflow.start()
+        platform.save_state()  # the new process, for `status`
     run_states = states(api, run_id)
     assert state_name(run.state) == "failed"
     assert run_states["evaluate"] == "failed"
@@ -214,6 +215,7 @@ def test_run_completes_after_the_scheduler_is_killed(first_run, api, platform):
     os.killpg(scheduler.pid, signal.SIGKILL)  # the scheduler and its executor's workers
     scheduler.process.wait()  # type: ignore[union-attr]
     platform.airflow.restart("scheduler")
+    platform.save_state()
     run = follow(api, run_id, 900, QUIET)
     assert state_name(run.state) == "success", states(api, run_id)
     assert states(api, run_id)["notify"] == "success"

@@ -78,6 +78,10 @@ class Platform:
             "startup_seconds": {k: round(v, 2) for k, v in self.startup_seconds.items()},
         }
 
+    def save_state(self) -> None:
+        """Write state.json, which `status` and `down` read (again after a restart in-process)."""
+        (self.workdir / "state.json").write_text(json.dumps(self.state(), indent=2))
+
     def stop(self) -> None:
         self.airflow.stop()
         self.model_server.retire()
@@ -179,7 +183,7 @@ def start(
     except BaseException:
         platform.stop()
         raise
-    state_file.write_text(json.dumps(platform.state(), indent=2))
+    platform.save_state()
     return platform
 
 
