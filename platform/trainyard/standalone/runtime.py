@@ -338,7 +338,7 @@ def status(workdir: Path) -> dict[str, Any]:
         "urls": urls,
         "metadata_db": state.get("metadata_db", "sqlite"),
         "problems": problems,
-        "import_errors": import_errors(workdir, state) if api_ok else [],
+        "import_errors": _import_errors_or_why(workdir, state) if api_ok else [],
     }
 
 
@@ -354,6 +354,13 @@ def import_errors(workdir: Path, state: dict[str, Any] | None = None) -> list[st
         + ((e.stack_trace or "").strip().splitlines() or ["(no message)"])[-1]
         for e in errors
     ]
+
+
+def _import_errors_or_why(workdir: Path, state: dict[str, Any]) -> list[str]:
+    try:
+        return import_errors(workdir, state)
+    except Exception as exc:  # a status report, not a failure: say why there is no list
+        return [f"(import errors unavailable: {type(exc).__name__}: {str(exc).splitlines()[0]})"]
 
 
 def client_env(workdir: Path) -> dict[str, str]:
