@@ -32,6 +32,7 @@ from .conftest import (
     render_chart,
     render_error,
     render_notes,
+    tool,
 )
 from .test_airflow import airflow_python, platform_json
 
@@ -427,3 +428,52 @@ def test_unverified_tls_needs_no_ca(helm: str) -> None:
     for ident, spec, container in database_containers(objects):
         assert "PGSSLROOTCERT" not in env_of(container), ident
         assert "database-ca" not in {v["name"] for v in spec["volumes"]}, ident
+
+
+def test_notes_confirm_an_existing_trainer_credentials_secret(helm: str, tmp_path: Path) -> None:
+    """With the Secret in the cluster (a fake API server answers NOTES' lookup), no warning."""
+    import shutil  # noqa: PLC0415
+
+    from .fakekube import fake_kube  # noqa: PLC0415
+
+    chart = tmp_path / "trainyard"
+    shutil.copytree(CHART, chart)
+    (chart / "templates" / "notes-rendered.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
+        '{{ include (print $.Template.BasePath "/NOTES.txt") . | indent 4 }}\n'
+    )
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": f"{RELEASE}-trainer-credentials", "namespace": TRAINING_NAMESPACE},
+        "data": {},
+    }
+    notes = {}
+    for present in (True, False):
+        with fake_kube([secret] if present else [], tmp_path, NAMESPACE) as fake:
+            proc = subprocess.run(
+                [
+                    str(tool(helm)),
+                    "template",
+                    RELEASE,
+                    str(chart),
+                    "--namespace",
+                    NAMESPACE,
+                    "--dry-run=server",
+                    "--disable-openapi-validation",
+                    "--show-only",
+                    "templates/notes-rendered.yaml",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+                env={**os.environ, "KUBECONFIG": str(fake.kubeconfig)},
+            )
+            assert proc.returncode == 0, proc.stderr[-2000:]
+            notes[present] = yaml.safe_load(proc.stdout)["data"]["notes"]
+            path = f"/api/v1/namespaces/{TRAINING_NAMESPACE}/secrets/{RELEASE}-trainer-credentials"
+            assert ("GET", path) in fake.requests
+    assert "MISSING" not in notes[True] and CREATE not in notes[True]
+    assert "It exists" in notes[True]
+    assert "MISSING" in notes[False] and CREATE in notes[False]
