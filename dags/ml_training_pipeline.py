@@ -68,6 +68,9 @@ with DAG(
         "max_trials": Param(16, type="integer", minimum=1, description="refuse larger grids"),
         "epochs": Param(10, type="integer", minimum=1, maximum=500),
         "seed": Param(42, type="integer", description="data split seed"),
+        "checkpoint_every": Param(
+            1, type="integer", minimum=1, description="epochs between a trial's checkpoints"
+        ),
         "min_accuracy": Param(0.90, type="number", minimum=0, maximum=1),
         "min_improvement": Param(
             0.005, type="number", minimum=0, maximum=1, description="over the champion's accuracy"
@@ -94,7 +97,7 @@ with DAG(
         chain(validate, preprocess, features)
 
     @task
-    def generate_hyperparams(features_result: dict) -> list[list[str]]:
+    def generate_hyperparams(features_result: dict, checkpoints: str) -> list[list[str]]:
         context = get_current_context()
         params = context["params"]
         trials = grid.expand(params["search_space"], params["max_trials"])
@@ -104,6 +107,9 @@ with DAG(
             platform.experiment,
             params["epochs"],
             context["run_id"],
+            processes=platform.train_processes,
+            checkpoint_root=checkpoints,
+            checkpoint_every=params["checkpoint_every"],
         )
 
     train = pods.partial(
@@ -111,7 +117,7 @@ with DAG(
         gpu=True,
         max_active_tis_per_dag=platform.max_parallel_trials,
         map_index_template="{{ task.arguments[task.arguments.index('--run-name') + 1] }}",
-    ).expand(arguments=generate_hyperparams(features.output))
+    ).expand(arguments=generate_hyperparams(features.output, WORK + "/checkpoints"))
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=True)
     def select_best(results: list) -> dict:

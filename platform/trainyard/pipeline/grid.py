@@ -50,20 +50,41 @@ def trial_arguments(trial: dict[str, Any], epochs: int) -> list[str]:
 
 
 def train_arguments(
-    trials: list[dict[str, Any]], manifest_url: str, experiment: str, epochs: int, dag_run_id: str
+    trials: list[dict[str, Any]],
+    manifest_url: str,
+    experiment: str,
+    epochs: int,
+    dag_run_id: str,
+    *,
+    processes: int = 1,
+    checkpoint_root: str | None = None,
+    checkpoint_every: int = 1,
 ) -> list[list[str]]:
-    """One full `train` argument list per trial: what the mapped training task expands over."""
-    return [
-        [
+    """One full `train` argument list per trial: what the mapped training task expands over.
+
+    `processes` > 1: data-parallel training on that many devices (the pod's GPU count).
+    `checkpoint_root`: each trial checkpoints to `<root>/trial-<index>.pt` every
+    `checkpoint_every` epochs, and a retry of the trial resumes from it.
+    """
+    commands = []
+    for index, trial in enumerate(trials):
+        command = [
             "train",
             "--features", manifest_url,
             "--experiment", experiment,
             "--run-name", trial_label(trial),
             "--tag", f"airflow.dag_run_id={dag_run_id}",
             *trial_arguments(trial, epochs),
-        ]
-        for trial in trials
-    ]  # fmt: skip
+        ]  # fmt: skip
+        if processes != 1:
+            command += ["--processes", str(processes)]
+        if checkpoint_root:
+            command += [
+                "--checkpoint", f"{checkpoint_root.rstrip('/')}/trial-{index:03d}.pt",
+                "--checkpoint-every", str(checkpoint_every),
+            ]  # fmt: skip
+        commands.append(command)
+    return commands
 
 
 def trial_label(trial: dict[str, Any]) -> str:

@@ -13,6 +13,9 @@ from kubernetes.client import models as k8s
 
 from trainyard.pipeline.platform import PlatformConfig
 
+SHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory"}}
+SHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
+
 
 class _Payload:
     """What ApiClient.deserialize expects: an object with a JSON `data` attribute."""
@@ -83,6 +86,11 @@ def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
             kwargs["affinity"] = to_model(gpus.affinity, "V1Affinity")
         if gpus.runtime_class_name:
             kwargs["runtime_class_name"] = gpus.runtime_class_name
+        if config.train_processes > 1:
+            # NCCL between the pod's training processes goes through /dev/shm; a
+            # container's default is 64 MiB.
+            kwargs["volumes"].append(to_model(SHM_VOLUME, "V1Volume"))
+            kwargs["volume_mounts"].append(to_model(SHM_MOUNT, "V1VolumeMount"))
     if limits or requests:
         kwargs["container_resources"] = k8s.V1ResourceRequirements(
             limits=limits or None, requests=requests or None

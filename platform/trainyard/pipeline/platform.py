@@ -88,6 +88,11 @@ class PlatformConfig:
     def standalone(self) -> bool:
         return self.runtime == "standalone"
 
+    @property
+    def train_processes(self) -> int:
+        """Data-parallel processes per trial: one per GPU a training pod gets."""
+        return self.gpu.count if self.gpu.enabled and not self.standalone else 1
+
 
 _NESTED = {"trainer": TrainerConfig, "gpu": GpuConfig, "notify": NotifyConfig}
 
@@ -139,6 +144,8 @@ def parse(data: dict[str, Any]) -> PlatformConfig:
         raise PlatformConfigError(f"runtime: {config.runtime!r} is not one of {list(RUNTIMES)}")
     if config.max_parallel_trials < 1:
         raise PlatformConfigError("max_parallel_trials: must be at least 1")
+    if config.gpu.enabled and config.gpu.count < 1:
+        raise PlatformConfigError("gpu.count: must be at least 1 when gpu.enabled")
     for name in ("schedule_timeout_seconds", "startup_timeout_seconds"):
         if getattr(config.trainer, name) < 1:
             raise PlatformConfigError(f"trainer.{name}: must be at least 1")

@@ -83,7 +83,16 @@ def _train(a: argparse.Namespace) -> dict[str, Any]:
         threads=a.threads,
     )
     settings.check()  # before the slow imports and any MLflow run exist
-    return train(a.features, settings, a.experiment, run_name=a.run_name, tags=_tags(a.tag))
+    return train(
+        a.features,
+        settings,
+        a.experiment,
+        run_name=a.run_name,
+        tags=_tags(a.tag),
+        checkpoint_url=a.checkpoint,
+        checkpoint_every=a.checkpoint_every,
+        processes=a.processes,
+    )
 
 
 def _evaluate(a: argparse.Namespace) -> dict[str, Any]:
@@ -179,6 +188,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden layer sizes, e.g. 128,64",
     )
     p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    p.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="data-parallel processes, one per GPU (DistributedDataParallel; gloo on CPU); "
+        "1: this process alone",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="URL",
+        help="object URL of the trial's checkpoint: written while training, resumed from "
+        "(same MLflow run) when it exists",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=1, metavar="EPOCHS", help="checkpoint interval"
+    )
     p.add_argument(
         "--tag",
         action="append",
