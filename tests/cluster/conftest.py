@@ -17,8 +17,17 @@ from .fleet import Fleet, create_fleet
 from .kwok import KwokCluster, static_storage, toolchain_dir
 from .trainer_pods import PodBuilder
 
-# Lines for the terminal summary: control plane start, scheduling figures.
+# Lines for the terminal summary: control plane start, Helm and scheduling figures.
 REPORT: list[str] = []
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+    started = time.monotonic()
+    yield
+    REPORT.append(f"{what}: {time.monotonic() - started:.1f} s")
+
+
 # 2 x 100 nodes of 8 GPUs (the 200-node fleet) and the CPU nodes the platform runs on.
 GPU_POOLS = {"a100": 100, "h100": 100}
 CPU_NODES = 8
