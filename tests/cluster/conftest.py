@@ -33,12 +33,6 @@ GPU_POOLS = {"a100": 100, "h100": 100}
 CPU_NODES = 8
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "cluster: a real API server, controller-manager and scheduler with KWOK nodes"
-    )
-
-
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if REPORT:
         terminalreporter.write_sep("-", "trainyard KWOK cluster figures")
