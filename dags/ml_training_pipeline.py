@@ -75,6 +75,9 @@ with DAG(
         "min_improvement": Param(
             0.005, type="number", minimum=0, maximum=1, description="over the champion's accuracy"
         ),
+        "force_deploy": Param(
+            False, type="boolean", description="promote even a version that was rolled back"
+        ),
     },
 ) as dag:
     wait_for_training_data = S3KeySensor(
@@ -150,6 +153,7 @@ with DAG(
             "model_name": platform.model_name,
             "features": MANIFEST,
             "tag": "airflow.dag_run_id={{ run_id }}",
+            "force_deploy": "{{ params.force_deploy }}",
         },
         task_id=gate.DEPLOY_TASK,
         outlets=[CHAMPION],

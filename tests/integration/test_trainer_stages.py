@@ -182,6 +182,23 @@ def test_gate_deploy_and_rollback_with_aliases(stage, manifest_url, trials, clie
         client.get_model_version(MODEL, second["version"]).tags["trainyard.rolled_back"] == "true"
     )
 
+    # A retried deploy of the rolled-back run is refused in one line; champion stays.
+    refused = stage(*promote)
+    assert refused.returncode == 1 and not refused.xcom_file.exists()
+    [line] = [x for x in refused.stderr.splitlines() if x.startswith("trainyard.trainer")]
+    assert line == (
+        f"trainyard.trainer deploy: error: {MODEL} v{second['version']} was rolled back before "
+        "(trainyard.rolled_back=true): not promoting it again; trigger the run with "
+        "force_deploy=true to override"
+    )
+    assert client.get_model_version_by_alias(MODEL, "champion").version == deployed["version"]
+    # force_deploy (rendered by Jinja as True) promotes it, and it is no longer marked.
+    forced = stage(*promote, "--force-deploy", "True").result
+    assert forced["version"] == second["version"]
+    assert client.get_model_version_by_alias(MODEL, "champion").version == second["version"]
+    assert "trainyard.rolled_back" not in client.get_model_version(MODEL, second["version"]).tags
+    assert stage(*promote, "--force-deploy", "maybe").returncode == 2
+
 
 UNREACHABLE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 

@@ -34,6 +34,15 @@ def _tags(values: Sequence[str]) -> dict[str, str]:
     return tags
 
 
+def _boolean(value: str) -> bool:
+    """true/false in any case (a rendered Jinja bool is True/False)."""
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
+
+
 def _hidden(value: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in value.split(","))
@@ -106,7 +115,7 @@ def _evaluate(a: argparse.Namespace) -> dict[str, Any]:
 def _deploy(a: argparse.Namespace) -> dict[str, Any]:
     from trainyard.trainer.deploy import deploy
 
-    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag), a.features)
+    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag), a.features, a.force_deploy)
 
 
 def _rollback(a: argparse.Namespace) -> dict[str, Any]:
@@ -236,6 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="KEY=VALUE",
         help="model version tag (repeatable)",
+    )
+    p.add_argument(
+        "--force-deploy",
+        type=_boolean,
+        default=False,
+        metavar="BOOL",
+        help="promote even a version that was rolled back (tagged trainyard.rolled_back=true)",
     )
 
     p = sub.add_parser("rollback", help="move champion back to the previous version")

@@ -2,9 +2,10 @@
 then roll the model server out and smoke-test it.
 
 Re-running deploy for the same run reuses the version already registered from
-it, so a retried task does not pile up versions. If the server does not come up
-with the new champion or answers wrongly, `champion` goes back to `previous`,
-the server is rolled out again, and the stage fails. `rollback` is that inverse
+it, so a retried task does not pile up versions; but a version once rolled back
+(tagged `trainyard.rolled_back=true`) is not promoted again unless `force` says so.
+If the server does not come up with the new champion or answers wrongly,
+`champion` goes back to `previous`, the server is rolled out again, and the stage fails. `rollback` is that inverse
 on its own: `champion` goes back to `previous`.
 """
 
@@ -55,11 +56,12 @@ def deploy(
     model_name: str,
     tags: dict[str, str] | None = None,
     features_url: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     server = serving.from_environment()
     # Before anything moves: the rows and answers the server must reproduce.
     smoke = smoke_rows(model_uri, features_url) if server else None
-    promoted = promote(model_uri, run_id, model_name, tags)
+    promoted = promote(model_uri, run_id, model_name, tags, force=force)
     if server is None:
         log.info("no model server configured: the alias move is the deployment")
         return {**promoted, "serving": None}
@@ -132,12 +134,18 @@ def withdraw(model_name: str) -> None:
 
 
 def promote(
-    model_uri: str, run_id: str, model_name: str, tags: dict[str, str] | None = None
+    model_uri: str,
+    run_id: str,
+    model_name: str,
+    tags: dict[str, str] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     client = MlflowClient()
     try:
         _ensure_registered_model(client, model_name)
         version = _version_for_run(client, model_name, run_id)
+        if version is not None:
+            _refuse_rolled_back(client, model_name, version, force)
         if version is None:
             registered = mlflow.register_model(
                 model_uri,
@@ -162,6 +170,20 @@ def promote(
         "champion_uri": champion_uri(model_name),
         "run_id": run_id,
     }
+
+
+def _refuse_rolled_back(client: MlflowClient, model_name: str, version: str, force: bool) -> None:
+    """A version that was rolled back is not promoted again by a retry, unless forced."""
+    tags = client.get_model_version(model_name, version).tags
+    if tags.get(REJECTED_TAG) != "true":
+        return
+    if not force:
+        raise StageError(
+            f"{model_name} v{version} was rolled back before ({REJECTED_TAG}=true): not promoting "
+            "it again; trigger the run with force_deploy=true to override"
+        )
+    log.warning("%s v%s was rolled back before; promoting it again (forced)", model_name, version)
+    client.delete_model_version_tag(model_name, version, REJECTED_TAG)
 
 
 def rollback(model_name: str) -> dict[str, Any]:
