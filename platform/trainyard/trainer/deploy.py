@@ -5,8 +5,8 @@ Re-running deploy for the same run reuses the version already registered from
 it, so a retried task does not pile up versions; but a version once rolled back
 (tagged `trainyard.rolled_back=true`) is not promoted again unless `force` says so.
 If the server does not come up with the new champion or answers wrongly,
-`champion` goes back to `previous`, the server is rolled out again, and the stage fails. `rollback` is that inverse
-on its own: `champion` goes back to `previous`.
+`champion` goes back to `previous`, the server is rolled out again, and the stage
+fails. `rollback` is that inverse on its own: `champion` goes back to `previous`.
 """
 
 from __future__ import annotations
