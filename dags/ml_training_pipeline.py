@@ -5,7 +5,8 @@ Daily: wait for the day's data in the object store → validate, preprocess and
 engineer features → train a hyperparameter grid as mapped (GPU) pod tasks →
 select the best trial → gate it against the MLflow `champion` (fails closed) →
 deploy (move the `champion` alias, roll the model server out, smoke-test it, and move
-the alias back if it fails) or skip → notify.
+the alias back if it fails) or skip → notify. A failed run, and a run past its deadline,
+alert through the same channels as notify.
 
 Every trainer step is `python -m trainyard.trainer <stage>`: a pod on
 Kubernetes, a local process in standalone mode, chosen by the platform config
@@ -30,7 +31,7 @@ from airflow.sdk import (
     task,
 )
 
-from trainyard.pipeline import gate, grid, notifications, selection
+from trainyard.pipeline import alerts, gate, grid, notifications, selection
 from trainyard.pipeline.platform import load as load_platform
 from trainyard.pipeline.pod_tasks import PodTasks
 from trainyard.trainer.schema import daily_data_url
@@ -53,11 +54,16 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["trainyard", "training", "mlflow"],
+    # A failed run alerts with its failed task, that task's one-line error and log URL;
+    # a run still going `deadline_minutes` after being queued alerts too.
+    on_failure_callback=alerts.RunFailureAlert(platform),
+    deadline=alerts.deadline(platform),
     default_args={
         "owner": "ml-platform",
         "retries": platform.task_retries,
         "retry_delay": dt.timedelta(seconds=platform.retry_delay_seconds),
         "execution_timeout": dt.timedelta(minutes=platform.execution_timeout_minutes),
+        "on_failure_callback": alerts.record_error,
     },
     params={
         "search_space": Param(

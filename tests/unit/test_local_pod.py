@@ -32,6 +32,20 @@ def test_a_failing_process_fails_the_task():
         op.execute({})
 
 
+def test_the_stages_one_line_error_is_the_tasks_error(tmp_path):
+    op = LocalPodOperator(
+        task_id="validate",
+        cmds=["python", "-m", "trainyard.trainer"],
+        arguments=["validate", "--data", f"file://{tmp_path}/missing.parquet"],
+    )
+    with pytest.raises(AirflowException) as failed:
+        op.execute({})
+    assert str(failed.value) == (
+        f"trainyard.trainer validate: error: file://{tmp_path}/missing.parquet: not found "
+        "(trainyard.trainer ['validate'] exited with 1)"
+    )
+
+
 def test_success_without_a_result_is_an_error():
     op = LocalPodOperator(task_id="t", cmds=["python", "-c", "pass"])
     with pytest.raises(AirflowException, match=r"wrote no return\.json"):

@@ -23,6 +23,10 @@ from airflow.sdk.exceptions import AirflowException
 
 from trainyard.trainer.xcom import RETURN_FILE
 
+# What the trainer prints on bad input: "trainyard.trainer <stage>: error: <what>".
+TRAINER_ERROR_PREFIX = "trainyard.trainer "
+TRAINER_ERROR = ": error: "
+
 
 class LocalPodOperator(BaseOperator):
     template_fields: Sequence[str] = ("arguments", "env_vars")
@@ -62,11 +66,16 @@ class LocalPodOperator(BaseOperator):
                 start_new_session=True,
             )
             assert self._process.stdout is not None
+            error = None
             for line in self._process.stdout:
                 self.log.info("%s", line.rstrip())
+                if line.startswith(TRAINER_ERROR_PREFIX) and TRAINER_ERROR in line:
+                    error = line.strip()
             code = self._process.wait()
             if code != 0:
-                raise AirflowException(f"{self.cmds[-1]} {self.arguments[:1]} exited with {code}")
+                # The stage's own one-line error names the problem; the exit code does not.
+                where = f"{self.cmds[-1]} {self.arguments[:1]} exited with {code}"
+                raise AirflowException(f"{error} ({where})" if error else where)
             if not self.do_xcom_push:
                 return None
             result_file = Path(xcom_dir, RETURN_FILE)

@@ -1,11 +1,12 @@
-"""The run summary: always logged; sent by e-mail or Slack when configured."""
+"""The run summary and alerts: always logged; sent by e-mail or Slack when configured."""
 
 from __future__ import annotations
 
+import html
 import logging
 from typing import Any
 
-from trainyard.pipeline.platform import PlatformConfig
+from trainyard.pipeline.platform import NotifyConfig, PlatformConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,30 +47,61 @@ def message(summary: dict[str, Any]) -> str:
 
 def send(summary: dict[str, Any], config: PlatformConfig, context: Any) -> list[str]:
     """Log the summary and send it to every configured channel; returns the channels used."""
-    text = message(summary)
+    subject = f"trainyard: {'deployed' if summary['deployed'] else 'not deployed'}"
+    return deliver(subject, message(summary), config.notify, context)
+
+
+def _smtp(notify: NotifyConfig, subject: str, text: str) -> Any:
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier  # noqa: PLC0415
+
+    return SmtpNotifier(
+        to=notify.smtp_to,
+        smtp_conn_id=notify.smtp_conn_id,
+        subject=_literal(subject),
+        html_content=f"<pre>{html.escape(_literal(text))}</pre>",
+    )
+
+
+def _slack(conn_id: str, text: str) -> Any:
+    try:
+        from airflow.providers.slack.notifications.slack_webhook import (  # noqa: PLC0415
+            SlackWebhookNotifier,
+        )
+    except ImportError as exc:
+        raise RuntimeError(
+            "notify.slack_conn_id is set but apache-airflow-providers-slack is not installed"
+        ) from exc
+    return SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=_literal(text))
+
+
+def _literal(text: str) -> str:
+    """Notifiers render their fields as Jinja templates: keep braces in messages literal."""
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return text
+    return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
+
+
+def deliver(subject: str, text: str, notify: NotifyConfig, context: Any) -> list[str]:
+    """`text` to the log and every configured channel (e-mail, Slack); the channels used."""
     log.info("%s", text)
     channels = ["log"]
-    if config.notify.smtp_to:
-        from airflow.providers.smtp.notifications.smtp import SmtpNotifier  # noqa: PLC0415
-
-        SmtpNotifier(
-            to=config.notify.smtp_to,
-            smtp_conn_id=config.notify.smtp_conn_id,
-            subject=f"trainyard: {'deployed' if summary['deployed'] else 'not deployed'}",
-            html_content=f"<pre>{text}</pre>",
-        ).notify(context)
+    if notify.smtp_to:
+        _smtp(notify, subject, text).notify(context)
         channels.append("smtp")
-    if config.notify.slack_conn_id:
-        try:
-            from airflow.providers.slack.notifications.slack_webhook import (  # noqa: PLC0415
-                SlackWebhookNotifier,
-            )
-        except ImportError as exc:
-            raise RuntimeError(
-                "notify.slack_conn_id is set but apache-airflow-providers-slack is not installed"
-            ) from exc
-        SlackWebhookNotifier(slack_webhook_conn_id=config.notify.slack_conn_id, text=text).notify(
-            context
-        )
+    if notify.slack_conn_id:
+        _slack(notify.slack_conn_id, text).notify(context)
+        channels.append("slack")
+    return channels
+
+
+async def adeliver(subject: str, text: str, notify: NotifyConfig, context: Any) -> list[str]:
+    """`deliver` for the triggerer's event loop (deadline alerts run there)."""
+    log.warning("%s", text)
+    channels = ["log"]
+    if notify.smtp_to:
+        await _smtp(notify, subject, text).async_notify(context)
+        channels.append("smtp")
+    if notify.slack_conn_id:
+        await _slack(notify.slack_conn_id, text).async_notify(context)
         channels.append("slack")
     return channels

@@ -80,6 +80,9 @@ class PlatformConfig:
     execution_timeout_minutes: int = 60
     sensor_poke_seconds: int = 60
     sensor_timeout_minutes: int = 12 * 60
+    # A run not finished this many minutes after it was queued is alerted (Airflow deadline
+    # alert, through the notify channels); 0: no deadline.
+    deadline_minutes: int = 0
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
@@ -144,6 +147,8 @@ def parse(data: dict[str, Any]) -> PlatformConfig:
         raise PlatformConfigError(f"runtime: {config.runtime!r} is not one of {list(RUNTIMES)}")
     if config.max_parallel_trials < 1:
         raise PlatformConfigError("max_parallel_trials: must be at least 1")
+    if config.deadline_minutes < 0:
+        raise PlatformConfigError("deadline_minutes: must not be negative (0: no deadline)")
     if config.gpu.enabled and config.gpu.count < 1:
         raise PlatformConfigError("gpu.count: must be at least 1 when gpu.enabled")
     for name in ("schedule_timeout_seconds", "startup_timeout_seconds"):
