@@ -125,6 +125,13 @@ def test_task_logs_and_large_xcoms_live_in_the_object_store(first_run, api, plat
     assert key in s3_keys(platform, "airflow-xcom", f"xcom/{DAG_ID}/{run_id}/")
     trials = read_offloaded(reference, platform.s3.client())
     assert len(trials) == 4 and trials[0][0] == "train"
+    # Each trial checkpoints under the run's work prefix (rendered, not a template).
+    checkpoints = [t[t.index("--checkpoint") + 1] for t in trials]
+    prefix = f"s3://datasets/runs/{day(0)}/{run_id.replace(':', '').replace('+', '')}/checkpoints"
+    assert checkpoints == [f"{prefix}/trial-{i:03d}.pt" for i in range(4)]
+    assert "--processes" not in trials[0]  # no GPUs on the laptop platform: one process
+    stored = set(s3_keys(platform, "datasets", prefix.removeprefix("s3://datasets/")))
+    assert {c.removeprefix("s3://datasets/") for c in checkpoints} <= stored
     assert len(json.dumps(trials)) > XCOM_THRESHOLD_BYTES
     # Small values stay inline in the metadata database.
     assert api.xcom(DAG_ID, run_id, "select_best", key="run_id") == first_run[0]["best_run_id"]
