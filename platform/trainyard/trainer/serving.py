@@ -28,7 +28,6 @@ import numpy as np
 import requests
 
 from trainyard.errors import StageError
-from trainyard.standalone.processes import ManagedProcess, ServiceError, pid_alive, stop_group
 from trainyard.trainer.registry import champion_uri
 
 log = logging.getLogger(__name__)
@@ -278,6 +277,10 @@ class LocalModelServer:
         return f"local model server at {self.url}"
 
     def roll_out(self, model_name: str, version: str) -> None:
+        # The laptop runtime's process tools, imported only here: this module runs in trainer
+        # pods, whose image has none of the laptop's dependencies (psutil).
+        from trainyard.standalone.processes import ManagedProcess, ServiceError  # noqa: PLC0415
+
         self.retire()
         address = urlsplit(self.url)
         server = ManagedProcess(
@@ -316,6 +319,8 @@ class LocalModelServer:
         return requests.get(self.url.rstrip("/") + "/ping", timeout=2).status_code == 200
 
     def running_pid(self) -> int | None:
+        from trainyard.standalone.processes import pid_alive  # noqa: PLC0415
+
         try:
             pid = int(self.pid_file.read_text())
         except (FileNotFoundError, ValueError):
@@ -323,6 +328,8 @@ class LocalModelServer:
         return pid if pid_alive(pid) else None
 
     def retire(self) -> None:
+        from trainyard.standalone.processes import stop_group  # noqa: PLC0415
+
         pid = self.running_pid()
         if pid is not None:
             stop_group(pid, grace_s=15)
