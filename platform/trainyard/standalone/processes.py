@@ -66,12 +66,14 @@ class ManagedProcess:
         self.name = name
         self.command = list(command)
         self.log_path = log_path
-        self.cwd = (cwd or log_path.parent).resolve()
+        self.cwd = cwd
+        # The folder that names the service in its processes' environment.
+        self.folder = (cwd or log_path.parent).resolve()
         self.env = {
             **os.environ,
             **(env or {}),
             SERVICE_ENV: name,
-            SERVICE_DIR_ENV: str(self.cwd),
+            SERVICE_DIR_ENV: str(self.folder),
         }
         self.stop_signal = stop_signal
         # Processes working in this folder are the service's too: PostgreSQL's children start
@@ -125,7 +127,7 @@ class ManagedProcess:
 
     def record(self) -> dict[str, object]:
         """What `down` and `status` of a later command need to find this service again."""
-        record: dict[str, object] = {"pid": self.pid, "name": self.name, "dir": str(self.cwd)}
+        record: dict[str, object] = {"pid": self.pid, "name": self.name, "dir": str(self.folder)}
         if self.claims_cwd:
             record["claims_cwd"] = str(self.claims_cwd.resolve())
         return record
