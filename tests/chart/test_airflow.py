@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from trainyard.pipeline.platform import parse as parse_platform
+
 from .conftest import (
     APP_VERSION,
     NAMESPACE,
@@ -434,7 +436,7 @@ def test_trainer_pods_from_the_chart_platform_config_carry_the_gpu_settings() ->
 def test_platform_json_follows_the_values() -> None:
     values = {
         "global": {"objectStore": {"buckets": {"datasets": "acme-data"}}},
-        "pipeline": {"modelName": "mnist", "maxParallelTrials": 8},
+        "pipeline": {"modelName": "mnist", "maxParallelTrials": 8, "deadlineMinutes": 240},
         "serving": {"modelName": "mnist"},
         "training": {"extraEnvFromSecrets": ["hf-token"], "env": {"HF_HOME": "/tmp/hf"}},
         "gpu": {"nodePool": {"taint": {"key": "sku", "value": "", "effect": "NoExecute"}}},
@@ -443,6 +445,9 @@ def test_platform_json_follows_the_values() -> None:
     assert config["data_root"] == "s3://acme-data/digits"
     assert config["model_name"] == "mnist"
     assert config["max_parallel_trials"] == 8
+    assert config["deadline_minutes"] == 240
+    assert parse_platform(config).deadline_minutes == 240  # what the DAG reads
+    assert platform_json(render_chart())["deadline_minutes"] == 0  # off unless set
     assert config["trainer"]["env_from_secrets"] == [f"{RELEASE}-trainer-credentials", "hf-token"]
     assert config["trainer"]["env"]["HF_HOME"] == "/tmp/hf"
     assert config["gpu"]["tolerations"] == [
