@@ -153,17 +153,29 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _group(pgid: int) -> list[psutil.Process]:
+    """The live (not zombie) members of process group `pgid`."""
+    members = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+    return members
+
+
 def stop_group(pid: int, grace_s: float = 30.0) -> None:
-    """Stop a process group started (by an earlier command) with start_new_session."""
+    """Stop a process group started (by an earlier command) with start_new_session; return
+    once no member is left (the leader may be gone, or a zombie nobody reaps, before them)."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while pid_alive(pid) and time.monotonic() < deadline:
+    while _group(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.2)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+    psutil.wait_procs(_group(pid), timeout=5)
 
 
 def _ours(
