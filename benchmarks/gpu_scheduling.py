@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from kubernetes import client, config  # noqa: E402
+from kubernetes import client  # noqa: E402
 from tests.chart.conftest import TOOLS  # noqa: E402
 from tests.cluster.conftest import CPU_NODES, GPU_POOLS  # noqa: E402
 from tests.cluster.fleet import create_fleet  # noqa: E402
@@ -56,10 +56,7 @@ def main() -> int:
 
 
 def run(cluster: KwokCluster, builder: PodBuilder, repeat: int) -> int:
-    configuration = client.Configuration()
-    config.load_kube_config(str(cluster.kubeconfig), client_configuration=configuration)
-    configuration.connection_pool_maxsize = 16
-    api = client.ApiClient(configuration)
+    api = cluster.api()
     fleet = create_fleet(api, GPU_POOLS, CPU_NODES)
     static_storage(api, volumes=4)
     client.CoreV1Api(api).create_namespace({"metadata": {"name": "bench"}})

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 from .fleet import Fleet, create_fleet
 from .kwok import KwokCluster, static_storage, toolchain_dir
@@ -58,10 +58,7 @@ def kwok_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokClust
 
 @pytest.fixture(scope="session")
 def api(kwok_cluster: KwokCluster) -> client.ApiClient:
-    configuration = client.Configuration()
-    config.load_kube_config(str(kwok_cluster.kubeconfig), client_configuration=configuration)
-    configuration.connection_pool_maxsize = 16  # the sweeps create pods from 8 threads
-    return client.ApiClient(configuration)
+    return kwok_cluster.api()
 
 
 @pytest.fixture(scope="session")

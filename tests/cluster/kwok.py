@@ -19,6 +19,8 @@ from typing import Any
 
 from kubernetes import client, config
 
+from tests.e2e.kube import Kube
+
 REPO = Path(__file__).resolve().parents[2]
 KIND_OFFLINE = REPO / "scripts" / "kind-offline"
 # What kwokctl runs; all built by `scripts/kind-offline toolchain`.
@@ -113,25 +115,17 @@ class KwokCluster:
     def delete(self) -> None:
         self.kwokctl("delete", "cluster", f"--kubeconfig={self.kubeconfig}")
 
-    def logs(self, component: str) -> str:
-        return self.kwokctl("logs", component)
-
     def api(self) -> client.ApiClient:
-        return config.new_client_from_config(config_file=str(self.kubeconfig))
+        """A Kubernetes API client for this cluster, with room for 8 client threads (sweeps)."""
+        configuration = client.Configuration()
+        config.load_kube_config(str(self.kubeconfig), client_configuration=configuration)
+        configuration.connection_pool_maxsize = 16
+        return client.ApiClient(configuration)
 
-    def kubectl(self, *args: str, input: str | None = None) -> str:
-        proc = subprocess.run(
-            [str(self.bin_dir / "kubectl"), *args],
-            input=input,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env=self.env,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)}: {proc.stderr.strip()}")
-        return proc.stdout
+    @property
+    def kube(self) -> Kube:
+        """kubectl against this cluster (the kind tests' wrapper)."""
+        return Kube(self.bin_dir / "kubectl", self.kubeconfig)
 
 
 def node(

@@ -85,7 +85,7 @@ def install_scale_upgrade(
 
     trainer = f"system:serviceaccount:{training}:{inputs.platform['trainer']['service_account']}"
     patch = rollout_patch("1", 2, dt.datetime.now(dt.UTC))
-    cluster.kubectl(
+    cluster.kube.run(
         "--namespace", name, "patch", "deployment", serving(api, release).metadata.name,
         "--as", trainer, "--type", "strategic", "--patch", json.dumps(patch),
     )  # fmt: skip

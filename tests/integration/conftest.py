@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 
@@ -17,3 +18,16 @@ def stage(services: Services, tmp_path_factory: pytest.TempPathFactory):  # type
         return run_trainer(list(args), folder / str(next(counter)), {**services.env, **(env or {})})
 
     return run
+
+
+def prepared_features(stage: Callable[..., StageRun], day: str, root: str) -> str:
+    """publish -> preprocess -> features for `day` under `root`; the feature manifest's URL."""
+    data = stage("publish", "--root", root, "--date", day).result["data_url"]
+    prepared = stage("preprocess", "--data", data, "--output", f"s3://datasets/runs/{day}/prepared")
+    features = stage(
+        "features",
+        "--prepared", prepared.result["output_url"],
+        "--output", f"s3://datasets/runs/{day}/features",
+    )  # fmt: skip
+    url: str = features.result["manifest_url"]
+    return url

@@ -20,6 +20,8 @@ from mlflow import MlflowClient
 
 from tests.conftest import Services
 
+from .conftest import prepared_features
+
 pytestmark = pytest.mark.integration
 
 DAY = "2026-11-21"
@@ -31,16 +33,7 @@ DDP = ("--epochs", "8", "--batch-size", "32", "--optimizer", "adam", "--lr", "3e
 
 @pytest.fixture(scope="module")
 def manifest_url(stage):
-    data = stage("publish", "--root", "s3://datasets/resilience", "--date", DAY).result["data_url"]
-    prepared = stage("preprocess", "--data", data, "--output", f"s3://datasets/runs/{DAY}/prepared")
-    features = stage(
-        "features",
-        "--prepared",
-        prepared.result["output_url"],
-        "--output",
-        f"s3://datasets/runs/{DAY}/features",
-    )
-    return features.result["manifest_url"]
+    return prepared_features(stage, DAY, "s3://datasets/resilience")
 
 
 @pytest.fixture(scope="module")
