@@ -42,8 +42,11 @@ def build(request):
     if request["trials"]:
         space = {"lr": [round(0.001 * (i + 1), 6) for i in range(request["trials"])]}
         trials = grid.expand(space, request["trials"])
+        # As the DAG's generate_hyperparams calls it.
         arguments = grid.train_arguments(trials, "s3://datasets/runs/manifest.json",
-                                         config.experiment, 1, request["run_id"])
+                                         config.experiment, 1, request["run_id"],
+                                         processes=config.train_processes,
+                                         checkpoint_root="s3://datasets/runs/checkpoints")
         tasks += [("train", True, args, index) for index, args in enumerate(arguments)]
     built = []
     for task_id, gpu, arguments, map_index in tasks:
