@@ -6,6 +6,8 @@ from collections.abc import Callable
 import pytest
 
 from tests.conftest import Services, StageRun, run_trainer
+from trainyard.standalone import runtime
+from trainyard.standalone.airflow_api import AirflowApi
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +33,11 @@ def prepared_features(stage: Callable[..., StageRun], day: str, root: str) -> st
     )  # fmt: skip
     url: str = features.result["manifest_url"]
     return url
+
+
+def airflow_api(platform: runtime.Platform, *dag_ids: str, timeout_s: float = 120) -> AirflowApi:
+    """The laptop platform's REST API as its admin, once `dag_ids` are parsed."""
+    client = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
+    for dag_id in dag_ids:
+        client.wait_for_dag(dag_id, timeout_s=timeout_s)
+    return client

@@ -36,6 +36,8 @@ from trainyard.standalone.demo import DAG_ID, follow, trigger
 from trainyard.standalone.processes import free_port
 from trainyard.trainer.data import build_day
 
+from .conftest import airflow_api
+
 pytestmark = pytest.mark.integration
 
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -109,9 +111,7 @@ def platform(channels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[run
 
 @pytest.fixture(scope="module")
 def api(platform: runtime.Platform) -> AirflowApi:
-    client = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
-    client.wait_for_dag(DAG_ID)
-    return client
+    return airflow_api(platform, DAG_ID)
 
 
 def mail_text(message: email.message.Message) -> str:

@@ -35,6 +35,8 @@ from trainyard.standalone.airflow_api import (
 from trainyard.standalone.airflow_stack import XCOM_THRESHOLD_BYTES
 from trainyard.standalone.demo import DAG_ID
 
+from .conftest import airflow_api
+
 pytestmark = pytest.mark.integration
 
 USER_DAG = "user_xcom_and_logs"
@@ -120,10 +122,7 @@ def platform(
 
 @pytest.fixture(scope="module")
 def api(platform: runtime.Platform) -> AirflowApi:
-    client = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
-    for dag_id in (DAG_ID, USER_DAG, *LOAD_DAGS):
-        client.wait_for_dag(dag_id, timeout_s=180)
-    return client
+    return airflow_api(platform, DAG_ID, USER_DAG, *LOAD_DAGS, timeout_s=180)
 
 
 def wait_for_run(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float = 300) -> str:

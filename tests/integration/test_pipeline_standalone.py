@@ -34,6 +34,8 @@ from trainyard.standalone.airflow_stack import XCOM_THRESHOLD_BYTES
 from trainyard.standalone.demo import DAG_ID, follow, run_demo, trigger
 from trainyard.trainer.data import build_day
 
+from .conftest import airflow_api
+
 pytestmark = pytest.mark.integration
 
 TODAY = dt.datetime.now(dt.UTC).date()
@@ -60,9 +62,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.Platf
 
 @pytest.fixture(scope="module")
 def api(platform: runtime.Platform) -> AirflowApi:
-    client = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
-    client.wait_for_dag(DAG_ID)
-    return client
+    return airflow_api(platform, DAG_ID)
 
 
 @pytest.fixture(scope="module")
