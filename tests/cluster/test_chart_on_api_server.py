@@ -68,11 +68,16 @@ def serving(api: client.ApiClient, release: HelmRelease) -> client.V1Deployment:
 
 
 def install_scale_upgrade(
-    cluster: KwokCluster, api: client.ApiClient, fleet: Fleet, installer: str, upgrader: str
+    cluster: KwokCluster,
+    api: client.ApiClient,
+    fleet: Fleet,
+    installer: str,
+    upgrader: str,
+    name: str,
 ) -> HelmRelease:
-    """Install with `installer`, scale the model server to 2 as the deploy step does (as the
-    trainer's ServiceAccount, through its RBAC), upgrade with `upgrader`; the upgraded release."""
-    name = f"ty-{installer}-{upgrader}"
+    """Install release `name` with `installer`, scale the model server to 2 as the deploy step
+    does (as the trainer's ServiceAccount, through its RBAC), upgrade with `upgrader`; the
+    upgraded release."""
     release = new_release(cluster, api, installer, name)
     training = f"{name}-training"
     with timed(f"{installer} install --wait"):
@@ -107,7 +112,8 @@ def install_scale_upgrade(
 def test_install_upgrade_rollback(
     kwok_cluster: KwokCluster, api: client.ApiClient, fleet: Fleet, installer: str, upgrader: str
 ) -> None:
-    release = install_scale_upgrade(kwok_cluster, api, fleet, installer, upgrader)
+    name = f"ty-{installer}-{upgrader}"
+    release = install_scale_upgrade(kwok_cluster, api, fleet, installer, upgrader, name)
     if installer == "helm4":
         # Server-side apply (Helm 4 keeps the method a release was installed with): the deploy
         # step owns .spec.replicas since it scaled the server; revision 1's `replicas: 0`
@@ -128,6 +134,7 @@ def test_install_upgrade_rollback(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="known defect (docs/upgrading.md): a client-side rollback (Helm 3, or Helm 4 on a "
     "release Helm 3 installed) to the install revision re-applies its stored replicas: 0 and "
     "stops the champion's model server",
@@ -135,8 +142,9 @@ def test_install_upgrade_rollback(
 def test_helm3_rollback_to_the_install_revision_keeps_the_model_server(
     kwok_cluster: KwokCluster, api: client.ApiClient, fleet: Fleet
 ) -> None:
-    release = install_scale_upgrade(kwok_cluster, api, fleet, "helm3", "helm3")
+    release = install_scale_upgrade(kwok_cluster, api, fleet, "helm3", "helm3", "ty-rollback")
     release.rollback(1)
+    # The expected failure is this assertion alone (0 replicas), not an error before it.
     assert serving(api, release).spec.replicas == 2
 
 
