@@ -321,21 +321,25 @@ def test_notes_show_the_airflow_login(helm: str) -> None:
 
 # ---- platform config -> trainer pod --------------------------------------------------------
 
-BUILD_PODS = r"""
+BUILD_OPERATORS = r"""
 import json, sys
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from kubernetes.client import ApiClient
 from trainyard.pipeline import platform
 from trainyard.pipeline.pod_tasks import PodTasks
 
-pods = []
+out = []
 for document in json.load(sys.stdin):
     config = platform.parse(document)
     operator = KubernetesPodOperator(**PodTasks(config).kwargs("train", gpu=True),
                                      arguments=["train"])
     pod = operator.build_pod_request_obj(dry_run=True)
-    pods.append(ApiClient().sanitize_for_serialization(pod))
-print(json.dumps(pods))
+    out.append({
+        "pod": ApiClient().sanitize_for_serialization(pod),
+        "schedule_timeout_seconds": operator.schedule_timeout_seconds,
+        "startup_timeout_seconds": operator.startup_timeout_seconds,
+    })
+print(json.dumps(out))
 """
 
 
@@ -350,10 +354,11 @@ def airflow_python() -> str:
     return sys.executable
 
 
-def build_trainer_pods(
+def build_operators(
     documents: list[dict[str, Any]], env: dict[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """The DAG's `train` pods from platform.json documents, as Kubernetes (camelCase) dicts.
+    """The DAG's `train` operator for each platform.json document: its pod (a Kubernetes
+    camelCase dict) and its schedule/startup timeouts.
 
     Runs the project's Airflow in a subprocess with its own AIRFLOW_HOME (nothing leaks into
     this process or the user's ~/airflow).
@@ -361,7 +366,7 @@ def build_trainer_pods(
     python = airflow_python()
     with tempfile.TemporaryDirectory() as home:
         proc = subprocess.run(
-            [python, "-c", BUILD_PODS],
+            [python, "-c", BUILD_OPERATORS],
             input=json.dumps(documents),
             capture_output=True,
             text=True,
@@ -375,8 +380,15 @@ def build_trainer_pods(
             },
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    pods: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return pods
+    built: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return built
+
+
+def build_trainer_pods(
+    documents: list[dict[str, Any]], env: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The DAG's `train` pods from platform.json documents, as Kubernetes (camelCase) dicts."""
+    return [built["pod"] for built in build_operators(documents, env)]
 
 
 def test_trainer_pods_from_the_chart_platform_config_carry_the_gpu_settings() -> None:

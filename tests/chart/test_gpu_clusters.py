@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -34,50 +33,11 @@ from .conftest import (
     render_notes,
     tool,
 )
-from .test_airflow import airflow_python, platform_json
+from .test_airflow import airflow_python, build_operators, platform_json
 
 pytestmark = pytest.mark.chart
 
 SERVING = f"{RELEASE}-serving"
-
-BUILD_OPERATORS = r"""
-import json, sys
-from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
-from kubernetes.client import ApiClient
-from trainyard.pipeline import platform
-from trainyard.pipeline.pod_tasks import PodTasks
-
-out = []
-for document in json.load(sys.stdin):
-    config = platform.parse(document)
-    operator = KubernetesPodOperator(**PodTasks(config).kwargs("train", gpu=True),
-                                     arguments=["train"])
-    pod = operator.build_pod_request_obj(dry_run=True)
-    out.append({
-        "pod": ApiClient().sanitize_for_serialization(pod),
-        "schedule_timeout_seconds": operator.schedule_timeout_seconds,
-        "startup_timeout_seconds": operator.startup_timeout_seconds,
-    })
-print(json.dumps(out))
-"""
-
-
-def build_operators(documents: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The DAG's `train` operator for each platform.json: its pod and its timeouts."""
-    with tempfile.TemporaryDirectory() as home:
-        proc = subprocess.run(
-            [airflow_python(), "-c", BUILD_OPERATORS],
-            input=json.dumps(documents),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            env={**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"},
-        )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    built: list[dict[str, Any]] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return built
-
 
 # ---- 1. private registries reach trainer pods and the model server -------------------------
 
