@@ -18,14 +18,13 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
+from trainyard.errors import ERROR_MARK
 from trainyard.pipeline.notifications import adeliver, deliver
 from trainyard.pipeline.platform import NotifyConfig, PlatformConfig
 
 log = logging.getLogger(__name__)
 
 ERROR_KEY = "trainyard_error"
-# The trainer's own one-line errors: "trainyard.trainer <stage>: error: <what>".
-TRAINER_ERROR = ": error: "
 
 
 def one_line(error: object) -> str:
@@ -33,7 +32,7 @@ def one_line(error: object) -> str:
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     for line in lines:
-        if TRAINER_ERROR in line:
+        if ERROR_MARK in line:
             return line
     return lines[0] if lines else type(error).__name__
 

@@ -21,11 +21,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
+from trainyard.errors import ERROR_MARK, ERROR_PREFIX
 from trainyard.trainer.xcom import RETURN_FILE
-
-# What the trainer prints on bad input: "trainyard.trainer <stage>: error: <what>".
-TRAINER_ERROR_PREFIX = "trainyard.trainer "
-TRAINER_ERROR = ": error: "
 
 
 class LocalPodOperator(BaseOperator):
@@ -69,7 +66,7 @@ class LocalPodOperator(BaseOperator):
             error = None
             for line in self._process.stdout:
                 self.log.info("%s", line.rstrip())
-                if line.startswith(TRAINER_ERROR_PREFIX) and TRAINER_ERROR in line:
+                if line.startswith(ERROR_PREFIX) and ERROR_MARK in line:
                     error = line.strip()
             code = self._process.wait()
             if code != 0:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainyard.errors import StageError
+from trainyard.errors import StageError, error_line
 from trainyard.trainer import config
 from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
 from trainyard.trainer.xcom import write_result
@@ -269,7 +269,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = STAGES[args.stage](args)
     except StageError as exc:
-        print(f"trainyard.trainer {args.stage}: error: {exc}", file=sys.stderr)
+        print(error_line(args.stage, exc), file=sys.stderr)
         return 1
     path = write_result(result, args.xcom_dir)
     print(json.dumps(result, indent=2, sort_keys=True))
