@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from trainyard.pipeline.platform import NotifyConfig, PlatformConfig
@@ -81,16 +82,22 @@ def _literal(text: str) -> str:
     return "{% raw %}" + text.replace("{% endraw %}", "") + "{% endraw %}"
 
 
+def _notifiers(subject: str, text: str, notify: NotifyConfig) -> Iterator[tuple[str, Any]]:
+    """The configured channels besides the log: (name, notifier), each made when its turn
+    comes (a missing Slack provider fails only after the e-mail went out)."""
+    if notify.smtp_to:
+        yield "smtp", _smtp(notify, subject, text)
+    if notify.slack_conn_id:
+        yield "slack", _slack(notify.slack_conn_id, text)
+
+
 def deliver(subject: str, text: str, notify: NotifyConfig, context: Any) -> list[str]:
     """`text` to the log and every configured channel (e-mail, Slack); the channels used."""
     log.info("%s", text)
     channels = ["log"]
-    if notify.smtp_to:
-        _smtp(notify, subject, text).notify(context)
-        channels.append("smtp")
-    if notify.slack_conn_id:
-        _slack(notify.slack_conn_id, text).notify(context)
-        channels.append("slack")
+    for name, notifier in _notifiers(subject, text, notify):
+        notifier.notify(context)
+        channels.append(name)
     return channels
 
 
@@ -98,10 +105,7 @@ async def adeliver(subject: str, text: str, notify: NotifyConfig, context: Any) 
     """`deliver` for the triggerer's event loop (deadline alerts run there)."""
     log.warning("%s", text)
     channels = ["log"]
-    if notify.smtp_to:
-        await _smtp(notify, subject, text).async_notify(context)
-        channels.append("smtp")
-    if notify.slack_conn_id:
-        await _slack(notify.slack_conn_id, text).async_notify(context)
-        channels.append("slack")
+    for name, notifier in _notifiers(subject, text, notify):
+        await notifier.async_notify(context)
+        channels.append(name)
     return channels
