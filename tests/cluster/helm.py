@@ -16,10 +16,10 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from .kwok import REPO, KwokCluster
-from .trainer_pods import Release
+from tests.chart.conftest import CHART
 
-CHART = REPO / "charts" / "trainyard"
+from .kwok import KwokCluster
+from .trainer_pods import Release
 
 
 class HelmError(Exception):

@@ -10,7 +10,6 @@ controller keeps Ready; pods bound to them turn Running, and pods owned by Jobs 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -20,9 +19,8 @@ from typing import Any
 from kubernetes import client, config
 
 from tests.e2e.kube import Kube
+from tests.e2e.offline import toolchain_env
 
-REPO = Path(__file__).resolve().parents[2]
-KIND_OFFLINE = REPO / "scripts" / "kind-offline"
 # What kwokctl runs; all built by `scripts/kind-offline toolchain`.
 BINARIES = (
     "kwokctl",
@@ -40,13 +38,10 @@ STORAGE_CLASS = "kwok-static"
 
 def toolchain_dir() -> tuple[Path | None, str]:
     """(the binaries' folder, "") when the offline toolchain is built; (None, why) when not."""
-    proc = subprocess.run(
-        [str(KIND_OFFLINE), "env"], capture_output=True, text=True, timeout=60, check=False
-    )
-    if proc.returncode != 0:
-        return None, f"scripts/kind-offline env failed: {proc.stderr.strip()}"
-    env = dict(line.partition("=")[::2] for line in proc.stdout.splitlines())
-    folder = Path(shlex.split(env["KUBE_BIN_DIR"])[0])
+    try:
+        folder = Path(toolchain_env()["KUBE_BIN_DIR"])
+    except subprocess.CalledProcessError as exc:
+        return None, f"scripts/kind-offline env failed: {exc.stderr.strip()}"
     missing = [b for b in BINARIES if not os.access(folder / b, os.X_OK)]
     if missing:
         return None, (

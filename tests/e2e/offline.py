@@ -70,8 +70,8 @@ def status() -> str:
     return proc.stdout.strip() or f"cold: kind-offline status failed: {proc.stderr.strip()}"
 
 
-def load() -> OfflineToolchain:
-    """The toolchain of a warm cache (call status() first)."""
+def toolchain_env() -> dict[str, str]:
+    """`scripts/kind-offline env`: where the cache keeps each tool and image."""
     proc = subprocess.run(
         [str(KIND_OFFLINE), "env"], capture_output=True, text=True, timeout=60, check=True
     )
@@ -79,6 +79,12 @@ def load() -> OfflineToolchain:
     for line in proc.stdout.splitlines():
         key, _, value = line.partition("=")
         env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def load() -> OfflineToolchain:
+    """The toolchain of a warm cache (call status() first)."""
+    env = toolchain_env()
     return OfflineToolchain(
         kind=Path(env["KIND_BIN"]),
         kubectl=Path(env["KUBECTL_BIN"]),
