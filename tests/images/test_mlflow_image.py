@@ -19,7 +19,7 @@ from mlflow import MlflowClient
 
 from tests.conftest import Services
 from tests.images.conftest import BuiltImage, docker, wait_for_container
-from trainyard.standalone.processes import free_port
+from trainyard.processes import free_port
 
 pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 

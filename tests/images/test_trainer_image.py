@@ -29,7 +29,7 @@ from tests.images.conftest import (
     wait_for_container,
     xcom_folder,
 )
-from trainyard.standalone.processes import free_port
+from trainyard.processes import free_port
 
 pytestmark = [pytest.mark.images, pytest.mark.timeout(1800)]
 

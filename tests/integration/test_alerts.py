@@ -30,10 +30,10 @@ from rich.console import Console
 
 from tests.integration.test_notifications import Inbox
 from trainyard import storage
+from trainyard.processes import free_port
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import AirflowApi, state_name
 from trainyard.standalone.demo import DAG_ID, follow, trigger
-from trainyard.standalone.processes import free_port
 from trainyard.trainer.data import build_day
 
 from .conftest import airflow_api

@@ -12,7 +12,7 @@ from aiosmtpd.controller import Controller
 
 from trainyard.pipeline import notifications
 from trainyard.pipeline.platform import parse
-from trainyard.standalone.processes import free_port
+from trainyard.processes import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from tests.e2e.figures import FIGURES
+from trainyard.processes import service_processes
 from trainyard.standalone.postgres import USER, PostgresServer, bin_dir
-from trainyard.standalone.processes import service_processes
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ import requests
 from mlflow import MlflowClient
 from mlflow.models import Model
 
-from trainyard.standalone.processes import free_port
+from trainyard.processes import free_port
 from trainyard.trainer.features import load_manifest, load_raw_holdout
-from trainyard.trainer.serving import LocalModelServer
+from trainyard.trainer.serving_local import LocalModelServer
 
 pytestmark = pytest.mark.integration
 

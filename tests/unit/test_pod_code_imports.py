@@ -1,4 +1,5 @@
-"""Code that runs in trainer pods does not import the laptop runtime.
+"""Code that runs in trainer pods does not import the laptop runtime, and no package of
+`trainyard` imports one that imports it back.
 
 The trainer image installs the package without the `standalone` extra (no psutil, no embedded
 PostgreSQL): a module-level import of `trainyard.standalone` from a stage's import chain failed
@@ -7,30 +8,48 @@ every deploy pod on kind with "No module named 'psutil'".
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import subprocess
 import sys
+from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
+import trainyard
+
 pytestmark = pytest.mark.unit
 
-# Every module of the trainer package (what pods run), with the laptop runtime unimportable.
-PROBE = """
+PACKAGE = Path(trainyard.__file__).parent
+# The laptop's model-server rollout: deploy imports it only when the laptop runtime names a
+# local serving folder, and it needs psutil (through trainyard.processes).
+LAPTOP_ONLY = {"serving_local"}
+
+# Every other module of the trainer package (what pods run), with the laptop runtime and psutil
+# unimportable; then the rollout a pod's environment names is chosen without them.
+PROBE = f"""
 import importlib, importlib.abc, sys
 
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name == "psutil" or name.startswith("trainyard.standalone"):
-            raise ModuleNotFoundError(f"No module named {name!r} (blocked by the test)")
+            raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)")
         return None
 
 sys.meta_path.insert(0, Refuse())
 import pkgutil
 import trainyard.trainer as package
 names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "__main__"]
-assert "deploy" in names and "serving" in names, names
+assert {{"deploy", "serving", "serving_kubernetes", *{LAPTOP_ONLY!r}}} <= set(names), names
 for name in names:
-    importlib.import_module(f"trainyard.trainer.{name}")
+    if name not in {LAPTOP_ONLY!r}:
+        importlib.import_module(f"trainyard.trainer.{{name}}")
+from trainyard.trainer import deploy, serving
+server = deploy.model_server(
+    {{serving.DEPLOYMENT_ENV: "ty-serving", serving.URL_ENV: "http://ty-serving:8080"}}
+)
+assert server.describe() == "deployment/ty-serving in default", server.describe()
 print("ok")
 """
 
@@ -40,3 +59,51 @@ def test_trainer_stages_import_without_the_laptop_runtime() -> None:
         [sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300, check=False
     )
     assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+def imported_packages(source: str) -> set[str]:
+    """The `trainyard.<x>` each import in `source` names, module-level or inside a function."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from trainyard import storage` names trainyard.storage
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return {".".join(n.split(".")[:2]) for n in names if n.startswith("trainyard.")}
+
+
+def package_imports() -> dict[str, set[str]]:
+    """Which of trainyard's packages and top-level modules each one imports (never itself)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts == ("__init__",):
+            continue
+        unit = f"trainyard.{parts[0]}"
+        graph[unit] |= imported_packages(path.read_text()) - {unit}
+    return graph
+
+
+def test_imported_packages_sees_lazy_and_from_imports() -> None:
+    source = (
+        "from trainyard import storage\n"
+        "def f():\n    from trainyard.standalone.processes import stop_group\n"
+        "import numpy\n"
+    )
+    assert imported_packages(source) == {"trainyard.storage", "trainyard.standalone"}
+
+
+def test_no_import_cycle_between_trainyards_packages() -> None:
+    graph = package_imports()
+    assert "trainyard.standalone" in graph["trainyard.cli"]  # the walk sees real imports
+    assert "trainyard.trainer" in graph["trainyard.standalone"]
+    assert "trainyard.standalone" not in graph["trainyard.trainer"], (
+        "pod code must not know the laptop runtime"
+    )
+    try:
+        order = list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError as cycle:
+        pytest.fail(f"import cycle between packages: {' -> '.join(cycle.args[1])}")
+    assert order.index("trainyard.processes") < order.index("trainyard.standalone")

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainyard.trainer import serving
+from trainyard.trainer import serving, serving_kubernetes, serving_local
+from trainyard.trainer.deploy import model_server
 
 pytestmark = pytest.mark.unit
 
@@ -37,20 +38,18 @@ def deployment(generation=2, observed=2, replicas=2, updated=2, total=2, availab
 
 
 def test_environment_picks_the_server():
-    k8s = serving.from_environment(
+    k8s = model_server(
         {
             serving.DEPLOYMENT_ENV: "ty-serving",
             serving.NAMESPACE_ENV: "ml",
             serving.URL_ENV: "http://ty-serving.ml:8080",
         }
     )
-    assert isinstance(k8s, serving.KubernetesDeployment)
+    assert isinstance(k8s, serving_kubernetes.KubernetesDeployment)
     assert k8s.describe() == "deployment/ty-serving in ml"
-    local = serving.from_environment(
-        {serving.LOCAL_DIR_ENV: "/tmp/x", serving.URL_ENV: "http://127.0.0.1:9"}
-    )
-    assert isinstance(local, serving.LocalModelServer)
-    assert serving.from_environment({serving.URL_ENV: "http://x"}) is None
+    local = model_server({serving.LOCAL_DIR_ENV: "/tmp/x", serving.URL_ENV: "http://127.0.0.1:9"})
+    assert isinstance(local, serving_local.LocalModelServer)
+    assert model_server({serving.URL_ENV: "http://x"}) is None
 
 
 @pytest.mark.parametrize(
@@ -65,23 +64,23 @@ def test_environment_picks_the_server():
 )
 def test_incomplete_serving_settings_are_named(env, message):
     with pytest.raises(serving.ServingError, match=message):
-        serving.from_environment(env)
+        model_server(env)
 
 
 def test_first_rollout_scales_to_the_annotated_replicas_later_ones_keep_the_scale():
-    idle = deployment(replicas=0, annotations={serving.REPLICAS_ANNOTATION: "3"})
-    assert serving.target_replicas(idle) == 3
-    assert serving.target_replicas(deployment(replicas=0)) == 1
-    assert serving.target_replicas(deployment(replicas=5)) == 5  # an operator scaled it
+    idle = deployment(replicas=0, annotations={serving_kubernetes.REPLICAS_ANNOTATION: "3"})
+    assert serving_kubernetes.target_replicas(idle) == 3
+    assert serving_kubernetes.target_replicas(deployment(replicas=0)) == 1
+    assert serving_kubernetes.target_replicas(deployment(replicas=5)) == 5  # an operator scaled it
     with pytest.raises(serving.ServingError, match=r"trainyard\.io/replicas='many'"):
-        serving.target_replicas(
+        serving_kubernetes.target_replicas(
             deployment(replicas=0, annotations={"trainyard.io/replicas": "many"})
         )
 
 
 def test_rollout_patch_changes_the_pod_template():
     now = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
-    patch = serving.rollout_patch("7", 2, now)
+    patch = serving_kubernetes.rollout_patch("7", 2, now)
     assert patch["spec"]["replicas"] == 2
     assert patch["spec"]["template"]["metadata"]["annotations"] == {
         "trainyard.io/model-version": "7",
@@ -100,7 +99,7 @@ def test_rollout_patch_changes_the_pod_template():
     ],
 )
 def test_rollout_is_done_when_every_replica_is_new_and_available(state, done, left):
-    finished, message = serving.rollout_state(state)
+    finished, message = serving_kubernetes.rollout_state(state)
     assert finished is done
     assert left in message
 
@@ -118,7 +117,7 @@ def test_a_stalled_rollout_fails_at_once():
         ],
     )
     with pytest.raises(serving.ServingError, match="rollout stalled: ReplicaSet"):
-        serving.rollout_state(stalled)
+        serving_kubernetes.rollout_state(stalled)
 
 
 class _Answers(BaseHTTPRequestHandler):
@@ -185,7 +184,9 @@ def test_smoke_test_of_an_unreachable_server(tmp_path: Path):
 def test_local_server_that_cannot_load_the_model_fails_with_its_log(tmp_path, monkeypatch):
     # An empty registry: `mlflow models serve` finds no `digits@champion` and exits.
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/empty.db")
-    server = serving.LocalModelServer(tmp_path / "serving", "http://127.0.0.1:9", timeout_s=120)
+    server = serving_local.LocalModelServer(
+        tmp_path / "serving", "http://127.0.0.1:9", timeout_s=120
+    )
     with pytest.raises(serving.ServingError, match=r"model server exited(.|\n)*digits"):
         server.roll_out("digits", "1")
     assert server.running_pid() is None
@@ -195,6 +196,8 @@ def test_a_deployment_without_cluster_credentials_is_a_serving_error(tmp_path, m
     # Neither in a pod nor with a kubeconfig: the deploy step must roll back, not crash.
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
-    server = serving.KubernetesDeployment("ty-serving", "ml", "http://ty-serving:8080", 5)
+    server = serving_kubernetes.KubernetesDeployment(
+        "ty-serving", "ml", "http://ty-serving:8080", 5
+    )
     with pytest.raises(serving.ServingError, match="no Kubernetes credentials"):
         server.roll_out("digits", "3")

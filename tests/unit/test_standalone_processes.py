@@ -15,14 +15,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trainyard.standalone.airflow_stack import AirflowStack
-from trainyard.standalone.postgres import PostgresServer
-from trainyard.standalone.processes import (
+from trainyard.processes import (
     ManagedProcess,
     pid_alive,
     service_processes,
     stop_service,
 )
+from trainyard.standalone.airflow_stack import AirflowStack
+from trainyard.standalone.postgres import PostgresServer
 from trainyard.standalone.services import S3Server
 
 pytestmark = pytest.mark.unit

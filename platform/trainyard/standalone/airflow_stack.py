@@ -24,8 +24,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from trainyard.processes import ManagedProcess, ServiceError, free_port
 from trainyard.standalone.postgres import PostgresServer
-from trainyard.standalone.processes import ManagedProcess, ServiceError, free_port
 from trainyard.standalone.services import REGION, S3Server
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")

@@ -26,7 +26,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from trainyard.standalone.processes import ManagedProcess, ServiceError, free_port, pid_alive
+from trainyard.processes import ManagedProcess, ServiceError, free_port, pid_alive
 
 USER = "trainyard"
 DATABASES = ("airflow", "mlflow")

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from trainyard.standalone.processes import ManagedProcess, ServiceError, free_port
+from trainyard.processes import ManagedProcess, ServiceError, free_port
 
 BUCKETS = ("datasets", "mlflow", "airflow-xcom", "airflow-logs")
 REGION = "us-east-1"

@@ -12,7 +12,10 @@ fails. `rollback` is that inverse on its own: `champion` goes back to `previous`
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -25,6 +28,7 @@ from trainyard.errors import StageError
 from trainyard.trainer import serving
 from trainyard.trainer.features import load_manifest, load_raw_holdout
 from trainyard.trainer.registry import CHAMPION, PREVIOUS, champion_uri, read_aliases
+from trainyard.trainer.serving_kubernetes import KubernetesDeployment
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,7 @@ def deploy(
     features_url: str | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    server = serving.from_environment()
+    server = model_server()
     # Before anything moves: the rows and answers the server must reproduce.
     smoke = smoke_rows(model_uri, features_url) if server else None
     promoted = promote(model_uri, run_id, model_name, tags, force=force)
@@ -67,6 +71,34 @@ def deploy(
         return {**promoted, "serving": None}
     assert smoke is not None
     return {**promoted, "serving": serve(server, promoted, *smoke)}
+
+
+def model_server(env: Mapping[str, str] = os.environ) -> serving.ModelServer | None:
+    """The model server the platform names in the environment (see `serving`), or None."""
+    url = env.get(serving.URL_ENV)
+    deployment, local_dir = env.get(serving.DEPLOYMENT_ENV), env.get(serving.LOCAL_DIR_ENV)
+    if not (deployment or local_dir):
+        return None
+    if not url:
+        raise serving.ServingError(
+            f"{serving.DEPLOYMENT_ENV} or {serving.LOCAL_DIR_ENV} is set but {serving.URL_ENV} "
+            "is not"
+        )
+    try:
+        timeout_s = float(env.get(serving.TIMEOUT_ENV, serving.DEFAULT_TIMEOUT_S))
+    except ValueError:
+        raise serving.ServingError(
+            f"{serving.TIMEOUT_ENV}={env[serving.TIMEOUT_ENV]!r} is not a number"
+        ) from None
+    if deployment:
+        namespace = env.get(serving.NAMESPACE_ENV) or "default"
+        return KubernetesDeployment(deployment, namespace, url, timeout_s)
+    assert local_dir is not None
+    # Only the laptop runtime names a local folder; its rollout needs the laptop's psutil,
+    # which the trainer image does not have.
+    from trainyard.trainer.serving_local import LocalModelServer  # noqa: PLC0415
+
+    return LocalModelServer(Path(local_dir), url, timeout_s)
 
 
 def smoke_rows(model_uri: str, features_url: str | None) -> tuple[np.ndarray, np.ndarray]:

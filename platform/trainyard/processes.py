@@ -1,4 +1,9 @@
-"""Start, probe and stop long-running service processes.
+"""Start, probe and stop long-running processes: the laptop runtime's services and the
+laptop's model server (which the deploy stage restarts).
+
+Not laptop-only, so neither `trainyard.standalone` nor `trainyard.trainer` owns it; but it needs
+psutil, which only the `standalone` extra installs: code that runs in trainer pods imports it
+only on the laptop's code paths.
 
 Every process a service starts is found again, even after its main process is
 gone: the service runs in its own session (`start_new_session`), and it and all
