@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from trainyard.processes import ManagedProcess, ServiceError, free_port
+from trainyard.standalone import airflow_settings
 from trainyard.standalone.postgres import PostgresServer
 from trainyard.standalone.services import REGION, S3Server
 
@@ -33,6 +34,10 @@ STORAGE_CONN_ID = "trainyard_s3"
 ADMIN_USER = "admin"
 # Values above this many bytes go to the object store instead of the metadata DB.
 XCOM_THRESHOLD_BYTES = 1024
+XCOM_COMPRESSION = "gzip"
+# Two of the S3 server's buckets (services.BUCKETS), named like the chart's defaults.
+XCOM_BUCKET = "airflow-xcom"
+LOGS_BUCKET = "airflow-logs"
 
 
 def _secret_file(path: Path, value: str) -> str:
@@ -120,6 +125,20 @@ class AirflowStack:
             if folder is not None
         ]
 
+    def settings(self) -> airflow_settings.Config:
+        """Airflow's platform settings for this runtime, filled from the local services."""
+        return airflow_settings.airflow_config(
+            "standalone",
+            {
+                "storage_conn_id": STORAGE_CONN_ID,
+                "xcom_bucket": XCOM_BUCKET,
+                "logs_bucket": LOGS_BUCKET,
+                "xcom_threshold_bytes": str(XCOM_THRESHOLD_BYTES),
+                "xcom_compression": XCOM_COMPRESSION,
+                "remote_logging": "True",
+            },
+        )
+
     def env(self) -> dict[str, str]:
         s3 = self.s3
         connection = {
@@ -134,9 +153,9 @@ class AirflowStack:
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "TRAINYARD_PLATFORM_CONFIG": str(self.platform_config),
             "AIRFLOW_HOME": str(self.home),
+            # The platform's settings, from the file the chart reads too.
+            **airflow_settings.as_env(self.settings()),
             "AIRFLOW__CORE__DAGS_FOLDER": str(self.dags_folder),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(self.parallelism),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
@@ -145,27 +164,7 @@ class AirflowStack:
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(self.bundles()),
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-            # A crashed scheduler's running tasks are reset and rerun within a minute
-            # (defaults: 300 s each), which suits one machine.
-            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
-            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
             "AIRFLOW_CONN_" + STORAGE_CONN_ID.upper(): json.dumps(connection),
-            "AIRFLOW__CORE__XCOM_BACKEND": (
-                "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend"
-            ),
-            "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH": (
-                f"s3://{STORAGE_CONN_ID}@airflow-xcom/xcom"
-            ),
-            "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD": str(XCOM_THRESHOLD_BYTES),
-            "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
-            "AIRFLOW__LOGGING__REMOTE_LOGGING": "True",
-            "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER": "s3://airflow-logs/logs",
-            "AIRFLOW__LOGGING__REMOTE_LOG_CONN_ID": STORAGE_CONN_ID,
         }
 
     def migrate(self) -> None:

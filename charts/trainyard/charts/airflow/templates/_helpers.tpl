@@ -41,41 +41,55 @@
 {{- end -}}
 
 {{/*
-The Airflow configuration as section -> key -> value: settings the chart derives from the
-platform (executor, Execution API, database, XCom, logging, auth) under `.Values.config`,
-which wins. Rendered once, into the env ConfigMap (airflow.configEnv).
+The Airflow configuration as section -> key -> value, in layers, the later winning: the
+platform's settings from files/airflow-settings.yaml (`shared` + `kubernetes`; `trainyard up`
+reads the same file), settings derived from this release (Execution API URL, database,
+namespace, auth), then `.Values.config`. Rendered once, into the env ConfigMap
+(airflow.configEnv).
 */}}
 {{- define "airflow.config" -}}
 {{- $store := .Values.global.objectStore -}}
 {{- $db := include "trainyard.database.entry" (dict "root" . "database" "airflow") | fromYaml -}}
-{{- $derived := dict
+{{- /* The `{name}` placeholders of the settings file; trainyard.standalone fills the same. */ -}}
+{{- $inputs := dict
+  "storage_conn_id" "trainyard_s3"
+  "xcom_bucket" $store.buckets.airflowXcom
+  "logs_bucket" $store.buckets.airflowLogs
+  "xcom_threshold_bytes" (.Values.xcom.thresholdBytes | toString)
+  "xcom_compression" .Values.xcom.compression
+  "remote_logging" (ternary "True" "False" .Values.remoteLogging.enabled)
+-}}
+{{- $settings := .Files.Get "files/airflow-settings.yaml" | fromYaml -}}
+{{- if not $settings.shared -}}
+{{- fail "airflow: files/airflow-settings.yaml is missing or has no `shared` settings" -}}
+{{- end -}}
+{{- $derived := dict -}}
+{{- range $part := list "shared" "kubernetes" }}
+{{- range $section, $keys := index $settings $part }}
+{{- range $key, $value := $keys }}
+{{- $value = toString $value }}
+{{- range $name, $input := $inputs }}
+{{- $value = replace (printf "{%s}" $name) (toString $input) $value }}
+{{- end }}
+{{- if regexMatch "\\{[a-z_]+\\}" $value }}
+{{- fail (printf "airflow: files/airflow-settings.yaml: %s.%s.%s: no input for %q" $part $section $key $value) }}
+{{- end }}
+{{- if not (hasKey $derived $section) }}{{ $_ := set $derived $section dict }}{{ end }}
+{{- $_ := set (index $derived $section) $key $value }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $derived = mergeOverwrite $derived (dict
   "core" (dict
-    "executor" "KubernetesExecutor"
     "execution_api_server_url" (include "airflow.executionApiUrl" .)
-    "dags_folder" "/opt/airflow/dags"
     "auth_manager" "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
     "simple_auth_manager_users" (printf "%s:admin" .Values.auth.adminUsername)
-    "simple_auth_manager_passwords_file" "/opt/airflow/auth/passwords.json"
-    "xcom_backend" "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend")
-  "common.io" (dict
-    "xcom_objectstorage_path" (printf "s3://trainyard_s3@%s/xcom" $store.buckets.airflowXcom)
-    "xcom_objectstorage_threshold" (.Values.xcom.thresholdBytes | toString)
-    "xcom_objectstorage_compression" .Values.xcom.compression)
+    "simple_auth_manager_passwords_file" "/opt/airflow/auth/passwords.json")
   "database" (dict
     "sql_alchemy_conn" (printf "postgresql+psycopg2://%s@%s:%s/%s" $db.user (include "trainyard.database.host" (dict "root" .)) (include "trainyard.database.port" (dict "root" .)) $db.name))
-  "logging" (dict
-    "base_log_folder" "/opt/airflow/logs"
-    "remote_logging" (ternary "True" "False" .Values.remoteLogging.enabled)
-    "remote_base_log_folder" (printf "s3://%s/logs" $store.buckets.airflowLogs)
-    "remote_log_conn_id" "trainyard_s3")
-  "scheduler" (dict
-    "enable_health_check" "True")
   "kubernetes_executor" (dict
-    "namespace" .Release.Namespace
-    "pod_template_file" "/opt/airflow/pod_templates/pod_template.yaml"
-    "delete_worker_pods" "True"
-    "delete_worker_pods_on_failure" "False")
--}}
+    "namespace" .Release.Namespace)
+) -}}
 {{- toYaml (mergeOverwrite $derived (deepCopy .Values.config)) -}}
 {{- end -}}
 
