@@ -8,21 +8,15 @@ into the task log, as `get_logs=True` does for a pod.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from trainyard.errors import ERROR_MARK, ERROR_PREFIX
-from trainyard.trainer.xcom import RETURN_FILE
+from trainyard.errors import StageError
+from trainyard.stage_runner import StageExitError, StageProcess
 
 
 class LocalPodOperator(BaseOperator):
@@ -42,7 +36,7 @@ class LocalPodOperator(BaseOperator):
         self.cmds = cmds
         self.arguments = arguments or []
         self.env_vars = env_vars or {}
-        self._process: subprocess.Popen[str] | None = None
+        self._stage: StageProcess | None = None
 
     def command(self) -> list[str]:
         # The image's `python` is this interpreter here: same package, same versions.
@@ -50,36 +44,18 @@ class LocalPodOperator(BaseOperator):
         return [program, *self.cmds[1:], *map(str, self.arguments)]
 
     def execute(self, context: Any) -> Any:
-        with tempfile.TemporaryDirectory(prefix="trainyard-xcom-") as xcom_dir:
-            env = {**os.environ, **self.env_vars, "XCOM_DIR": xcom_dir, "PYTHONUNBUFFERED": "1"}
-            command = self.command()
-            self.log.info("running %s", " ".join(command))
-            self._process = subprocess.Popen(
-                command,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-            )
-            assert self._process.stdout is not None
-            error = None
-            for line in self._process.stdout:
-                self.log.info("%s", line.rstrip())
-                if line.startswith(ERROR_PREFIX) and ERROR_MARK in line:
-                    error = line.strip()
-            code = self._process.wait()
-            if code != 0:
-                # The stage's own one-line error names the problem; the exit code does not.
-                where = f"{self.cmds[-1]} {self.arguments[:1]} exited with {code}"
-                raise AirflowException(f"{error} ({where})" if error else where)
-            if not self.do_xcom_push:
-                return None
-            result_file = Path(xcom_dir, RETURN_FILE)
-            if not result_file.exists():
-                raise AirflowException("the process succeeded but wrote no return.json")
-            return json.loads(result_file.read_text())
+        command = self.command()
+        self.log.info("running %s", " ".join(command))
+        self._stage = StageProcess(command, self.env_vars)
+        try:
+            return self._stage.run(lambda line: self.log.info("%s", line), self.do_xcom_push)
+        except StageExitError as failed:
+            where = f"{self.cmds[-1]} {self.arguments[:1]} exited with {failed.code}"
+            error = failed.error_line
+            raise AirflowException(f"{error} ({where})" if error else where) from None
+        except StageError as exc:
+            raise AirflowException(str(exc)) from None
 
     def on_kill(self) -> None:
-        if self._process and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
+        if self._stage:
+            self._stage.terminate()
