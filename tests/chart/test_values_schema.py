@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import json
+import runpy
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from .conftest import CHART, render_chart, render_error
+from .conftest import CHART, REPO, render_chart, render_error
 
 pytestmark = pytest.mark.chart
+
+# The values reference generator: its walk over a schema is the one these tests check.
+VALUES_REFERENCE = REPO / "scripts" / "values-reference"
+schema_paths = runpy.run_path(str(VALUES_REFERENCE))["schema_paths"]
 
 # Every chart with values: the umbrella and each application subchart.
 CHARTS = [CHART, *sorted(p for p in (CHART / "charts").iterdir() if (p / "values.yaml").is_file())]
@@ -23,16 +30,6 @@ def load(chart: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return values, schema
 
 
-def resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
-    ref = schema.get("$ref")
-    if ref:
-        node: Any = root
-        for part in ref.removeprefix("#/").split("/"):
-            node = node[part]
-        return dict(node)
-    return schema
-
-
 def value_paths(values: Any, prefix: str = "") -> set[str]:
     paths: set[str] = set()
     if isinstance(values, dict):
@@ -41,16 +38,6 @@ def value_paths(values: Any, prefix: str = "") -> set[str]:
             paths.add(path)
             paths |= value_paths(value, path)
     return paths
-
-
-def schema_paths(schema: dict[str, Any], root: dict[str, Any], prefix: str = "") -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for key, declared in (schema.get("properties") or {}).items():
-        sub = resolve(declared, root)
-        path = f"{prefix}.{key}" if prefix else key
-        out[path] = sub
-        out |= schema_paths(sub, root, path)
-    return out
 
 
 @pytest.mark.parametrize("chart", CHARTS, ids=lambda p: p.name)
@@ -91,6 +78,18 @@ def test_schema_is_strict(chart: Path) -> None:
         if sub.get("type") == "object" and sub.get("properties") and path not in open_objects:
             assert sub.get("additionalProperties") is not True, path
             assert "additionalProperties" in sub, f"{chart.name}: {path} is not strict"
+
+
+def test_readme_values_reference_is_generated_from_the_schemas() -> None:
+    """charts/trainyard/README.md's values tables are exactly what the schemas say."""
+    proc = subprocess.run(
+        [sys.executable, str(VALUES_REFERENCE), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
 
 
 def test_mlflow_subchart_app_version_is_the_umbrella_app_version() -> None:
