@@ -5,16 +5,10 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-# Search-space keys and the trainer options they become.
-OPTIONS = {
-    "optimizer": "--optimizer",
-    "lr": "--lr",
-    "batch_size": "--batch-size",
-    "momentum": "--momentum",
-    "weight_decay": "--weight-decay",
-    "hidden": "--hidden",
-    "seed": "--seed",
-}
+from trainyard.trainer.config import SEARCHABLE, flag
+
+# Search-space keys and the trainer options they become: TrainConfig's searchable fields.
+OPTIONS = {name: flag(name) for name in SEARCHABLE}
 
 
 class GridError(ValueError):
@@ -42,7 +36,7 @@ def expand(search_space: dict[str, list[Any]], max_trials: int) -> list[dict[str
 
 def trial_arguments(trial: dict[str, Any], epochs: int) -> list[str]:
     """The `train` stage options of one trial."""
-    args = ["--epochs", str(epochs)]
+    args = [flag("epochs"), str(epochs)]
     for key, value in trial.items():
         rendered = ",".join(map(str, value)) if isinstance(value, list) else str(value)
         args += [OPTIONS[key], rendered]
@@ -88,4 +82,10 @@ def train_arguments(
 
 
 def trial_label(trial: dict[str, Any]) -> str:
+    """`optimizer=adam lr=0.001`: the trial's MLflow run name and its mapped task's label."""
     return " ".join(f"{k}={v}" for k, v in trial.items())
+
+
+def trial_labels(search_space: dict[str, list[Any]], max_trials: int) -> list[str]:
+    """The labels of the grid's trials, in the order `train_arguments` lists them."""
+    return [trial_label(trial) for trial in expand(search_space, max_trials)]

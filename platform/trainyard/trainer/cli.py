@@ -52,6 +52,15 @@ def _hidden(value: str) -> tuple[int, ...]:
         ) from None
 
 
+# How each TrainConfig field type is read from the command line.
+_ARGUMENT_TYPES: dict[Any, Callable[[str], Any]] = {
+    float: float,
+    int: int,
+    str: str,
+    tuple[int, ...]: _hidden,
+}
+
+
 def _publish(a: argparse.Namespace) -> dict[str, Any]:
     from trainyard.trainer.data import publish
 
@@ -79,18 +88,7 @@ def _features(a: argparse.Namespace) -> dict[str, Any]:
 def _train(a: argparse.Namespace) -> dict[str, Any]:
     from trainyard.trainer.train import train
 
-    settings = config.TrainConfig(
-        lr=a.lr,
-        batch_size=a.batch_size,
-        optimizer=a.optimizer,
-        epochs=a.epochs,
-        seed=a.seed,
-        device=a.device,
-        hidden=a.hidden,
-        momentum=a.momentum,
-        weight_decay=a.weight_decay,
-        threads=a.threads,
-    )
+    settings = config.TrainConfig.from_options(vars(a))
     settings.check()  # before the slow imports and any MLflow run exist
     return train(
         a.features,
@@ -177,26 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", required=True, help="URL of the feature manifest.json")
     p.add_argument("--experiment", default="trainyard-digits", help="MLflow experiment name")
     p.add_argument("--run-name", default=None)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=config.OPTIMIZERS, default="adam")
-    p.add_argument("--momentum", type=float, default=0.0, help="SGD momentum")
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument(
-        "--device",
-        choices=config.DEVICES,
-        default="auto",
-        help="auto: CUDA when a GPU is visible, else CPU",
-    )
-    p.add_argument(
-        "--hidden",
-        type=_hidden,
-        default=config.DEFAULT_HIDDEN,
-        help="hidden layer sizes, e.g. 128,64",
-    )
-    p.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
+    for option in config.TRAIN_OPTIONS:  # the hyperparameters, declared by TrainConfig
+        p.add_argument(
+            option.flag,
+            type=_ARGUMENT_TYPES[option.type],
+            default=option.default,
+            choices=option.choices or None,
+            help=option.help,
+        )
     p.add_argument(
         "--processes",
         type=int,
