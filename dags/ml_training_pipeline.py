@@ -34,6 +34,7 @@ from airflow.sdk import (
 from trainyard.pipeline import alerts, gate, grid, notifications, selection
 from trainyard.pipeline.platform import load as load_platform
 from trainyard.pipeline.pod_tasks import PodTasks
+from trainyard.trainer import config as trainer_config
 from trainyard.trainer.schema import daily_data_url
 
 platform = load_platform()
@@ -41,7 +42,8 @@ pods = PodTasks(platform)
 
 DATA = daily_data_url(platform.data_root, "{{ ds }}")
 WORK = platform.work_root + "/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
-MANIFEST = WORK + "/features/manifest.json"
+# A mapped trial is shown by its hyperparameters ("optimizer=adam lr=0.001 batch_size=32").
+TRIAL_LABEL = "{{ trial_labels(params.search_space, params.max_trials)[ti.map_index] }}"
 CHAMPION = Asset(
     name=f"{platform.model_name}_champion", uri=f"mlflow://models/{platform.model_name}/champion"
 )
@@ -54,6 +56,7 @@ with DAG(
     max_active_runs=1,
     doc_md=__doc__,
     tags=["trainyard", "training", "mlflow"],
+    user_defined_macros={"trial_labels": grid.trial_labels},
     # A failed run alerts with its failed task, that task's one-line error and log URL;
     # a run still going `deadline_minutes` after being queued alerts too.
     on_failure_callback=alerts.RunFailureAlert(platform),
@@ -69,17 +72,24 @@ with DAG(
         "search_space": Param(
             {"optimizer": ["adam", "adamw"], "lr": [0.001, 0.003], "batch_size": [32]},
             type="object",
-            description="option → list of values; every combination is a trial",
+            description="option → list of values; every combination is a trial; options: "
+            + ", ".join(grid.OPTIONS),
         ),
         "max_trials": Param(16, type="integer", minimum=1, description="refuse larger grids"),
-        "epochs": Param(10, type="integer", minimum=1, maximum=500),
+        "epochs": Param(trainer_config.DEFAULTS.epochs, type="integer", minimum=1, maximum=500),
         "seed": Param(42, type="integer", description="data split seed"),
         "checkpoint_every": Param(
             1, type="integer", minimum=1, description="epochs between a trial's checkpoints"
         ),
-        "min_accuracy": Param(0.90, type="number", minimum=0, maximum=1),
+        "min_accuracy": Param(
+            trainer_config.DEFAULT_MIN_ACCURACY, type="number", minimum=0, maximum=1
+        ),
         "min_improvement": Param(
-            0.005, type="number", minimum=0, maximum=1, description="over the champion's accuracy"
+            trainer_config.DEFAULT_MIN_IMPROVEMENT,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="over the champion's accuracy",
         ),
         "force_deploy": Param(
             False, type="boolean", description="promote even a version that was rolled back"
@@ -101,18 +111,21 @@ with DAG(
             "preprocess", {"data": DATA, "output": WORK + "/prepared", "seed": "{{ params.seed }}"}
         )
         features = pods.task(
-            "features", {"prepared": WORK + "/prepared", "output": WORK + "/features"}
+            "features",
+            {"prepared": WORK + "/prepared", "output": WORK + "/features"},
+            multiple_outputs=True,
         )
         chain(validate, preprocess, features)
+        manifest_url = features.output["manifest_url"]
 
     @task
-    def generate_hyperparams(features_result: dict, checkpoints: str) -> list[list[str]]:
+    def generate_hyperparams(manifest_url: str, checkpoints: str) -> list[list[str]]:
         context = get_current_context()
         params = context["params"]
         trials = grid.expand(params["search_space"], params["max_trials"])
         return grid.train_arguments(
             trials,
-            features_result["manifest_url"],
+            manifest_url,
             platform.experiment,
             params["epochs"],
             context["run_id"],
@@ -125,8 +138,8 @@ with DAG(
         "train",
         gpu=True,
         max_active_tis_per_dag=platform.max_parallel_trials,
-        map_index_template="{{ task.arguments[task.arguments.index('--run-name') + 1] }}",
-    ).expand(arguments=generate_hyperparams(features.output, WORK + "/checkpoints"))
+        map_index_template=TRIAL_LABEL,
+    ).expand(arguments=generate_hyperparams(manifest_url, WORK + "/checkpoints"))
 
     @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=True)
     def select_best(results: list) -> dict:
@@ -139,7 +152,7 @@ with DAG(
         {
             "model_uri": best["model_uri"],
             "run_id": best["run_id"],
-            "features": MANIFEST,
+            "features": manifest_url,
             "model_name": platform.model_name,
             "min_accuracy": "{{ params.min_accuracy }}",
             "min_improvement": "{{ params.min_improvement }}",
@@ -157,7 +170,7 @@ with DAG(
             "model_uri": best["model_uri"],
             "run_id": best["run_id"],
             "model_name": platform.model_name,
-            "features": MANIFEST,
+            "features": manifest_url,
             "tag": "airflow.dag_run_id={{ run_id }}",
             "force_deploy": "{{ params.force_deploy }}",
         },

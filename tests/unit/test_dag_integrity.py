@@ -38,7 +38,8 @@ def test_tasks_and_dependencies_are_as_designed(dag):
         "wait_for_training_data": ["data_preparation.validate"],
         "data_preparation.validate": ["data_preparation.preprocess"],
         "data_preparation.preprocess": ["data_preparation.features"],
-        "data_preparation.features": ["generate_hyperparams"],
+        # Its manifest_url output feeds the trials, the gate and the deploy's smoke test.
+        "data_preparation.features": ["deploy", "evaluate", "generate_hyperparams"],
         "generate_hyperparams": ["train"],
         "train": ["select_best"],
         "select_best": ["deploy", "evaluate", "notify"],
@@ -64,6 +65,42 @@ def test_schedule_defaults_and_params(dag):
     assert params["min_improvement"] == 0.005
     assert params["epochs"] == 10
     assert set(params["search_space"]) == {"optimizer", "lr", "batch_size"}
+
+
+def test_param_defaults_are_the_trainers(dag):
+    from trainyard.pipeline import grid  # noqa: PLC0415
+    from trainyard.trainer import config  # noqa: PLC0415
+
+    params = dag.params.dump()
+    assert params["epochs"] == config.TrainConfig().epochs
+    assert params["min_accuracy"] == config.DEFAULT_MIN_ACCURACY
+    assert params["min_improvement"] == config.DEFAULT_MIN_IMPROVEMENT
+    grid.expand(params["search_space"], params["max_trials"])  # a valid grid
+
+
+def test_stages_read_the_manifest_url_from_the_features_task(dag):
+    for task_id in ("evaluate", "deploy"):
+        arguments = dag.get_task(task_id).arguments
+        manifest = arguments[arguments.index("--features") + 1]
+        assert manifest.operator.task_id == "data_preparation.features", task_id
+        assert manifest.key == "manifest_url", task_id
+    assert dag.get_task("data_preparation.features").multiple_outputs is True
+
+
+def test_each_trial_is_labelled_by_its_hyperparameters(dag):
+    """The map index label is the trial's, the same text as its MLflow run name."""
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from trainyard.pipeline import grid  # noqa: PLC0415
+
+    params = {"search_space": {"optimizer": ["adam", "sgd"], "lr": [0.1]}, "max_trials": 4}
+    template = dag.get_template_env().from_string(dag.get_task("train").map_index_template)
+    labels = [
+        template.render(params=params, ti=SimpleNamespace(map_index=index)) for index in (0, 1)
+    ]
+    assert labels == ["optimizer=adam lr=0.1", "optimizer=sgd lr=0.1"]
+    commands = grid.train_arguments(grid.expand(params["search_space"], 4), "m", "e", 1, "r")
+    assert labels == [command[command.index("--run-name") + 1] for command in commands]
 
 
 def test_trigger_rules_let_failed_trials_through_and_fail_closed(dag):
