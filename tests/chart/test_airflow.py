@@ -233,7 +233,7 @@ def test_migrations_run_in_init_containers_not_hooks_or_jobs() -> None:
     # Each waits for the database first (a fresh Postgres is not up yet), then does its job.
     (script,) = scheduler["initContainers"][0]["args"]
     assert script.startswith("airflow db check --retry ")
-    assert script.endswith("&& exec airflow db migrate")
+    assert "&& airflow db migrate" in script
     assert deployment(objects, "scheduler")["spec"]["strategy"]["type"] == "Recreate"
     for component in ("api-server", "dag-processor", "triggerer"):
         init = pod_spec(deployment(objects, component))["initContainers"][0]
@@ -243,7 +243,7 @@ def test_migrations_run_in_init_containers_not_hooks_or_jobs() -> None:
 
 
 def test_generated_airflow_secrets_and_admin_password_file(helm: str) -> None:
-    objects = render_chart(helm=helm)
+    objects = render_chart({"airflow": {"auth": {"manager": "simple"}}}, helm=helm)
     secret = one(objects, "Secret", f"{RELEASE}-airflow")
     assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
@@ -288,6 +288,13 @@ def test_each_airflow_secret_can_come_from_an_existing_secret() -> None:
         "name": "my-jwt",
         "key": "token-key",
     }
+    scheduler = pod_spec(deployment(objects, "scheduler"))
+    admin = env_of(scheduler["initContainers"][0])["TRAINYARD_ADMIN_PASSWORD"]
+    assert admin["secretKeyRef"] == {"name": "my-admin", "key": "admin-password"}
+    simple = render_chart(
+        {"airflow": {"auth": {"manager": "simple", "existingSecret": "my-admin"}}}
+    )
+    api = pod_spec(deployment(simple, "api-server"))
     volume = next(v for v in api["volumes"] if v["name"] == "passwords-secret")
     assert volume["secret"]["secretName"] == "my-admin"
     everything = {

@@ -59,7 +59,7 @@ def test_no_airflow_mount_hides_the_pipeline_modules_of_the_image() -> None:
 def test_the_api_servers_passwords_file_is_writable() -> None:
     """SimpleAuthManager opens its passwords file with "a+"/"r+": on the read-only Secret mount
     the api-server crashed at startup ("Read-only file system")."""
-    objects = render_chart()
+    objects = render_chart({"airflow": {"auth": {"manager": "simple"}}})
     spec = pod_spec(one(objects, "Deployment", f"{RELEASE}-airflow-api-server"))
     config = one(objects, "ConfigMap", f"{RELEASE}-airflow-config")["data"]
     folder = str(Path(config["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]).parent)

@@ -44,7 +44,7 @@
 The Airflow configuration as section -> key -> value, in layers, the later winning: the
 platform's settings from files/airflow-settings.yaml (`shared` + `kubernetes`; `trainyard up`
 reads the same file), settings derived from this release (Execution API URL, database,
-namespace, auth), then `.Values.config`. Rendered once, into the env ConfigMap
+namespace), the auth manager's, then `.Values.config`. Rendered once, into the env ConfigMap
 (airflow.configEnv).
 */}}
 {{- define "airflow.config" -}}
@@ -81,15 +81,13 @@ namespace, auth), then `.Values.config`. Rendered once, into the env ConfigMap
 {{- end }}
 {{- $derived = mergeOverwrite $derived (dict
   "core" (dict
-    "execution_api_server_url" (include "airflow.executionApiUrl" .)
-    "auth_manager" "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-    "simple_auth_manager_users" (printf "%s:admin" .Values.auth.adminUsername)
-    "simple_auth_manager_passwords_file" "/opt/airflow/auth/passwords.json")
+    "execution_api_server_url" (include "airflow.executionApiUrl" .))
   "database" (dict
     "sql_alchemy_conn" (printf "postgresql+psycopg2://%s@%s:%s/%s" $db.user (include "trainyard.database.host" (dict "root" .)) (include "trainyard.database.port" (dict "root" .)) $db.name))
   "kubernetes_executor" (dict
     "namespace" .Release.Namespace)
 ) -}}
+{{- $derived = mergeOverwrite $derived (include "airflow.auth.config" . | fromYaml) -}}
 {{- toYaml (mergeOverwrite $derived (deepCopy .Values.config)) -}}
 {{- end -}}
 
