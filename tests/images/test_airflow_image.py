@@ -82,6 +82,13 @@ def run_as_the_chart(
             (folder / "platform.json").write_text(platform)
             folder.chmod(0o755)
             options += ["-v", f"{folder}:{mount['mountPath']}:ro"]
+        elif mount["name"] == "fab-config":
+            folder = workdir / "fab-config"
+            folder.mkdir(exist_ok=True)
+            fab = one(objects, "ConfigMap", f"{RELEASE}-airflow-fab-config")["data"]
+            (folder / "webserver_config.py").write_text(fab["webserver_config.py"])
+            folder.chmod(0o755)
+            options += ["-v", f"{folder}:{mount['mountPath']}:ro"]
         elif mount["name"] in ("tmp", "logs"):
             options += ["--tmpfs", f"{mount['mountPath']}:uid=50000,gid=0,mode=1777"]
     variables = {**config, **env}
@@ -105,6 +112,59 @@ def test_the_dag_loads_with_the_charts_mounts_and_settings(
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["errors"] == {}
     assert result["dags"]["ml_training_pipeline"] > 5
+
+
+# What FAB does with [fab] config_file when it builds its app, and the sign-in libraries it needs.
+LOAD_FAB_CONFIG = """
+import json
+import authlib, ldap
+from flask import Flask
+from flask_appbuilder.const import AUTH_DB, AUTH_LDAP, AUTH_OAUTH
+from airflow.configuration import conf
+app = Flask("check")
+assert app.config.from_pyfile(conf.get_mandatory_value("fab", "config_file"))
+keys = ("OAUTH_PROVIDERS", "AUTH_LDAP_SERVER", "AUTH_LDAP_BIND_PASSWORD", "AUTH_ROLES_MAPPING")
+loaded = {k: app.config.get(k) for k in keys}
+types = {AUTH_DB: "db", AUTH_LDAP: "ldap", AUTH_OAUTH: "oauth"}
+loaded["AUTH_TYPE"] = types[app.config["AUTH_TYPE"]]
+print(json.dumps(loaded))
+"""
+
+
+def test_fab_loads_the_charts_sign_in_settings(airflow_image: BuiltImage, tmp_path: Path) -> None:
+    oidc = {
+        "name": "keycloak",
+        "clientId": "airflow",
+        "clientSecret": {"existingSecret": "airflow-oidc", "key": "client-secret"},
+        "apiBaseUrl": "https://idp.example.com/realms/ml/protocol/",
+        "serverMetadataUrl": "https://idp.example.com/realms/ml/.well-known/openid-configuration",
+    }
+    fab = {"type": "oauth", "oauth": {"providers": [oidc]}, "rolesMapping": {"ml": ["Op"]}}
+    objects = render_chart({"airflow": {"auth": {"fab": fab}}})
+    env = {"TRAINYARD_OAUTH_0_CLIENT_SECRET": "from-the-secret"}
+    proc = run_as_the_chart(
+        airflow_image.ref, objects, "api-server", tmp_path, env, LOAD_FAB_CONFIG
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded["AUTH_TYPE"] == "oauth"
+    assert loaded["AUTH_ROLES_MAPPING"] == {"ml": ["Op"]}
+    (provider,) = loaded["OAUTH_PROVIDERS"]
+    assert provider["remote_app"]["client_secret"] == "from-the-secret"
+    assert provider["remote_app"]["server_metadata_url"] == oidc["serverMetadataUrl"]
+
+    ldap = {"server": "ldaps://ldap.example.com", "search": "dc=example,dc=com"}
+    ldap["bindPassword"] = {"existingSecret": "ldap-bind", "key": "password"}
+    objects = render_chart({"airflow": {"auth": {"fab": {"type": "ldap", "ldap": ldap}}}})
+    env = {"TRAINYARD_LDAP_BIND_PASSWORD": "bind-secret"}
+    proc = run_as_the_chart(
+        airflow_image.ref, objects, "api-server", tmp_path, env, LOAD_FAB_CONFIG
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded["AUTH_TYPE"] == "ldap"
+    assert loaded["AUTH_LDAP_SERVER"] == ldap["server"]
+    assert loaded["AUTH_LDAP_BIND_PASSWORD"] == "bind-secret"
 
 
 WRITE_XCOM = """
