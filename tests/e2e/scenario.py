@@ -128,8 +128,22 @@ def run_day(
     run = follow(api, run_id, timeout_s, Console(file=io.StringIO()))
     states = task_states(api, run_id)
     ended = state_name(run.state)
-    assert ended == "success", f"run {run_id} ended {ended}: {states}"
+    assert ended == "success", f"run {run_id} ended {ended}: {states}{failed_logs(api, run_id)}"
     return run_id, states
+
+
+def failed_logs(api: AirflowApi, run_id: str) -> str:
+    """The log tails of the failed tasks: a CI run's output is all there is to read later."""
+    report = []
+    for ti in api.task_instances(DAG_ID, run_id):
+        if state_name(ti.state) != "failed":
+            continue
+        try:
+            tail = api.log_tail(DAG_ID, run_id, ti)
+        except Exception as exc:  # a report, not the test: the failure above is what counts
+            tail = f"(log not readable: {exc})"
+        report.append(f"\n--- log of {ti.task_id}[{ti.map_index}], try {ti.try_number} ---\n{tail}")
+    return "".join(report)
 
 
 def task_states(api: AirflowApi, run_id: str) -> dict[str, str | None]:

@@ -117,6 +117,22 @@ class AirflowApi:
         ).task_instances
         return items
 
+    def log_tail(self, dag_id: str, run_id: str, ti: TaskInstanceResponse, lines: int = 30) -> str:
+        """The last lines of a task instance's log (its latest try), for a failure report."""
+        response = self.task_instances_api.get_log(
+            dag_id, run_id, ti.task_id, ti.try_number, full_content=True, map_index=ti.map_index
+        )
+        entries = response.content.actual_instance or []
+        text = [
+            entry
+            if isinstance(entry, str)
+            else " ".join(
+                str(part) for part in (getattr(entry, "level", None), entry.event) if part
+            )
+            for entry in entries
+        ]
+        return "\n".join(text[-lines:])
+
     def xcom(
         self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1
     ) -> Any:
