@@ -6,9 +6,9 @@ DAGs come from two bundles: the training DAG's folder and, when given, the
 user's own folder (`trainyard up --dags-folder`); both see the same S3
 connection, XCom backend and remote logs.
 
-Configured like the chart configures it on Kubernetes: XComs above a threshold
-and all task logs go to the S3 store (`XComObjectStorageBackend`, remote
-logging), through one Airflow connection to that store. The admin password,
+Configured from the settings file the chart reads too (`airflow_settings`): XComs
+above a threshold and all task logs go to the S3 store (`XComObjectStorageBackend`,
+remote logging), through one Airflow connection to that store. The admin password,
 JWT secret, API secret and Fernet key are generated per workdir and never
 printed; the admin password is in a 0600 file.
 """
