@@ -19,6 +19,7 @@ from .conftest import (
     APP_VERSION,
     NAMESPACE,
     RELEASE,
+    REPO,
     TRAINING_NAMESPACE,
     containers,
     env_of,
@@ -585,3 +586,14 @@ def test_trainer_image_follows_the_gpu_setting(values: dict, tag: str) -> None:
 
 def test_trainer_image_variant_is_checked_by_the_schema() -> None:
     assert "variant" in render_error({"training": {"image": {"variant": "cuda"}}})
+
+
+def test_the_dag_processor_preloads_the_pod_operator_from_the_image() -> None:
+    """Each parse forks from the dag-processor: the chart starts it through the image's
+    preloading `airflow` command, so the Kubernetes runtime's parses skip the provider import."""
+    (container,) = pod_spec(deployment(render_chart(), "dag-processor"))["containers"]
+    interpreter, script = container["command"]
+    assert (interpreter, container["args"]) == ("python", ["dag-processor"])
+    dockerfile = (REPO / "images" / "airflow" / "Dockerfile").read_text()
+    folder, name = script.rsplit("/", 1)
+    assert f"images/airflow/{name} {folder}/" in dockerfile

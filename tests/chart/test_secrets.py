@@ -215,7 +215,9 @@ def credential_defaults(node: Any, where: str) -> list[str]:
             named_like_a_credential = re.search(r"password|secret|accesskey|token", key, re.I)
             # accessKeyIdKey, existingSecret, tlsSecretName...: they name a key or a Secret
             names_a_key = re.search(r"(IdKey|KeyKey|PasswordKey|existingSecret|SecretName)$", key)
-            if named_like_a_credential and not names_a_key and value:
+            # bindPassword: {existingSecret, key}: a reference to a Secret; its fields are checked.
+            a_reference = isinstance(value, dict)
+            if named_like_a_credential and not names_a_key and not a_reference and value:
                 found.append(f"{where}.{key}={value!r}")
             found += credential_defaults(value, f"{where}.{key}")
     return found
