@@ -25,8 +25,8 @@ tools:
 	scripts/bootstrap
 
 lint: venv
-	$(BIN)/ruff check platform dags tests benchmarks
-	$(BIN)/ruff format --check platform dags tests benchmarks
+	$(BIN)/ruff check src dags tests benchmarks
+	$(BIN)/ruff format --check src dags tests benchmarks
 
 typecheck: venv
 	$(BIN)/mypy
@@ -66,4 +66,4 @@ bench: venv
 	$(BIN)/python benchmarks/trainer_throughput.py
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info platform/*.egg-info
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

@@ -88,9 +88,9 @@ def main() -> int:
     args = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="trainyard-bench-"))
-    platform = runtime.start(workdir)
+    stack = runtime.start(workdir)
     try:
-        api = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
+        api = AirflowApi(stack.airflow.url, "admin", stack.airflow.admin_password())
         api.wait_for_dag(DAG_ID)
         today = dt.datetime.now(dt.UTC).date()
         lrs = [0.001 * (i + 1) for i in range(args.trials)]
@@ -121,7 +121,7 @@ def main() -> int:
         small, large = (per_trial[int(n)] for n in args.scale.split(","))
         print(f"(b) per-trial time grows {large / small:.2f}x (goal <= 1.2)")
     finally:
-        platform.stop()
+        stack.stop()
     return 0
 
 

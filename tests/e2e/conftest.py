@@ -23,7 +23,7 @@ from . import images, kindconfig, offline, prereqs
 from .figures import FIGURES
 from .kindenv import FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
 from .kube import Kube, KubectlError
-from .release import Platform
+from .release import InstalledRelease
 
 
 def _build_images(refs: list[str], no_build: bool, args: list[str]) -> None:
@@ -195,9 +195,9 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
 
 
 @pytest.fixture(scope="class")
-def cpu_platform(kind_env: KindEnv) -> Iterator[Platform]:
+def cpu_release(kind_env: KindEnv) -> Iterator[InstalledRelease]:
     """CPU fallback: ci/kind-values.yaml (gpu.enabled=false)."""
-    yield from kind_env.platform("cpu", [KIND_VALUES])
+    yield from kind_env.release("cpu", [KIND_VALUES])
 
 
 @pytest.fixture(scope="class")
@@ -223,9 +223,9 @@ def gpu_worker(kind_env: KindEnv) -> Iterator[str]:
 
 
 @pytest.fixture(scope="class")
-def gpu_platform(kind_env: KindEnv, gpu_worker: str) -> Iterator[Platform]:
+def gpu_release(kind_env: KindEnv, gpu_worker: str) -> Iterator[InstalledRelease]:
     """Fake GPU: ci/kind-values.yaml + ci/kind-fake-gpu-values.yaml."""
-    yield from kind_env.platform("gpu", [KIND_VALUES, FAKE_GPU_VALUES])
+    yield from kind_env.release("gpu", [KIND_VALUES, FAKE_GPU_VALUES])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -237,11 +237,13 @@ def pytest_runtest_makereport(
     if report.failed and report.when == "call" and item.get_closest_marker("e2e"):
         funcargs = getattr(item, "funcargs", {})
         env = funcargs.get("kind_env")
-        platforms: list[Platform | None] = [v for v in funcargs.values() if isinstance(v, Platform)]
+        releases: list[InstalledRelease | None] = [
+            v for v in funcargs.values() if isinstance(v, InstalledRelease)
+        ]
         if isinstance(env, KindEnv):
-            for platform in platforms or [None]:
-                suffix = f"-{platform.namespace}" if platform else ""
-                where = env.dump(f"{item.name}{suffix}", platform)
+            for release in releases or [None]:
+                suffix = f"-{release.namespace}" if release else ""
+                where = env.dump(f"{item.name}{suffix}", release)
                 report.sections.append(("kind artifacts", f"cluster state saved in {where}"))
     return report
 

@@ -15,7 +15,7 @@ from .artifacts import dump, kind_exporter
 from .figures import timed
 from .images import REPO, loaded_in_nodes
 from .kube import Kube
-from .release import Platform
+from .release import InstalledRelease
 
 CHART = REPO / "charts" / "trainyard"
 KIND_VALUES = CHART / "ci" / "kind-values.yaml"
@@ -41,16 +41,19 @@ class KindEnv:
     values: dict[str, Any] = field(default_factory=dict)
 
     def dump(
-        self, folder: str, platform: Platform | None = None, namespaces: list[str] | None = None
+        self,
+        folder: str,
+        release: InstalledRelease | None = None,
+        namespaces: list[str] | None = None,
     ) -> Path:
         """The cluster's state (the release's namespaces and kube-system) into the artifacts."""
         namespaces = [*(namespaces or []), "kube-system"]
         helm = None
-        if platform is not None:
-            namespaces = [platform.namespace, platform.training_namespace, *namespaces]
+        if release is not None:
+            namespaces = [release.namespace, release.training_namespace, *namespaces]
 
             def helm(args: list[str]) -> str:
-                return platform.helm_run(*args, platform.release)
+                return release.helm_run(*args, release.release_name)
 
         return dump(
             self.kube,
@@ -60,41 +63,41 @@ class KindEnv:
             kind_export=kind_exporter(self.kind, self.name),
         )
 
-    def platform(
+    def release(
         self,
         label: str,
         values_files: list[Path],
         chart: Path = CHART,
         override_training: bool = True,
         chart_source: str = "",
-    ) -> Iterator[Platform]:
+    ) -> Iterator[InstalledRelease]:
         """A fresh release in namespace trainyard-<label>; uninstalled afterwards (unless
         --keep-cluster), with its namespaces, kept Secrets and volumes."""
-        platform = Platform(
+        release = InstalledRelease(
             self.kube,
             self.helm,
-            release="trainyard",
+            release_name="trainyard",
             namespace=f"trainyard-{label}",
             training_namespace=f"trainyard-{label}-training",
             override_training=override_training,
         )
         if chart_source:
-            platform.chart_source = chart_source
-        platform.uninstall()  # what a kept cluster may still hold from an earlier run
-        platform.extra_values = self.values
+            release.chart_source = chart_source
+        release.uninstall()  # what a kept cluster may still hold from an earlier run
+        release.extra_values = self.values
         try:
             with timed(f"helm install --wait, all pods ready ({label})"):
-                platform.deploy(chart, values_files)
+                release.deploy(chart, values_files)
         except Exception as exc:
-            where = self.dump(f"{label}-install", platform)
+            where = self.dump(f"{label}-install", release)
             pytest.fail(f"installing {chart} ({label}) failed: {exc}\ncluster state: {where}")
         try:
-            yield platform
+            yield release
         finally:
             if self.keep:
-                platform.close_forwards()
+                release.close_forwards()
             else:
-                platform.uninstall(wait=False)
+                release.uninstall(wait=False)
 
     def load_image(self, ref: str) -> None:
         """`kind load docker-image` into every node (skipped when they hold it already)."""

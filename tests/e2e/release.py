@@ -32,10 +32,10 @@ class HelmError(Exception):
 
 
 @dataclass
-class Platform:
+class InstalledRelease:
     kube: Kube
     helm: Path
-    release: str
+    release_name: str
     namespace: str
     training_namespace: str
     relays: list[Relay] = field(default_factory=list)
@@ -80,7 +80,7 @@ class Platform:
                     path = Path(tmp) / f"values-{index}.yaml"
                     path.write_text(json.dumps(extra))  # JSON is YAML
                     written.append(path)
-                args = ["upgrade" if upgrade else "install", self.release, str(chart)]
+                args = ["upgrade" if upgrade else "install", self.release_name, str(chart)]
                 for path in [*values_files, *written]:
                     args += ["--values", str(path)]
                 if not upgrade:
@@ -93,7 +93,7 @@ class Platform:
         self.create_trainer_credentials()
 
     def helm_test(self) -> str:
-        return self.helm_run("test", self.release, "--logs", "--timeout", "10m")
+        return self.helm_run("test", self.release_name, "--logs", "--timeout", "10m")
 
     def uninstall(self, wait: bool = True) -> None:
         """helm uninstall, then the namespaces (the chart keeps the training namespace and
@@ -101,7 +101,7 @@ class Platform:
         namespaces of its own, and the pods' CPU frees up while it starts."""
         self.close_forwards()
         with contextlib.suppress(HelmError):
-            self.helm_run("uninstall", self.release, "--wait", "--timeout", "10m")
+            self.helm_run("uninstall", self.release_name, "--wait", "--timeout", "10m")
         for namespace in (self.training_namespace, self.namespace):
             with contextlib.suppress(KubectlError):
                 self.kube.run(
@@ -110,12 +110,12 @@ class Platform:
                 )  # fmt: skip
 
     def manifest(self) -> list[dict[str, Any]]:
-        text = self.helm_run("get", "manifest", self.release)
+        text = self.helm_run("get", "manifest", self.release_name)
         return [doc for doc in yaml.safe_load_all(text) if doc]
 
     def values(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(
-            self.helm_run("get", "values", self.release, "--all", "--output", "json")
+            self.helm_run("get", "values", self.release_name, "--all", "--output", "json")
         )
         return result
 
@@ -259,7 +259,7 @@ class Platform:
             "--namespace",
             namespace or self.namespace,
             "--selector",
-            f"app.kubernetes.io/instance={self.release},app.kubernetes.io/component={component}",
+            f"app.kubernetes.io/instance={self.release_name},app.kubernetes.io/component={component}",
         )["items"]
         return items
 

@@ -26,7 +26,7 @@ from . import images, previous_chart
 from .figures import record, timed
 from .kindenv import CHART, GPU_NODE_LABEL, KindEnv
 from .kube import PodRecord, PodRecorder
-from .release import Platform
+from .release import InstalledRelease
 from .scenario import Endpoints, run_first_day, run_scenario, run_upgrade_check
 
 # Image builds, a cluster and an install come first; one journey takes minutes on kind.
@@ -37,34 +37,34 @@ CHART_APP_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appV
 JOURNEY_TIMEOUT_S = 1800
 
 
-def journey(platform: Platform, endpoints: Endpoints, full: bool = True) -> None:
+def journey(release: InstalledRelease, endpoints: Endpoints, full: bool = True) -> None:
     """The scenario on a fresh release (full: both days; else the first day, which trains and
     deploys); on one that already ran it, the one-more-run check."""
     try:
-        if platform.scenario_runs:
+        if release.scenario_runs:
             run_upgrade_check(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
         elif full:
             run_scenario(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
         else:
             run_first_day(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
     finally:
-        platform.scenario_runs += 1  # even a failed run leaves state behind
+        release.scenario_runs += 1  # even a failed run leaves state behind
 
 
-def recorded_journey(platform: Platform, full: bool = True) -> list[PodRecord]:
+def recorded_journey(release: InstalledRelease, full: bool = True) -> list[PodRecord]:
     """Run the journey while recording every trainer pod (succeeded ones are deleted at once)."""
-    recorder = PodRecorder(platform.kube, platform.training_namespace, TRAINER_PODS)
+    recorder = PodRecorder(release.kube, release.training_namespace, TRAINER_PODS)
     days = "both days" if full else "first day"
     try:
-        with timed(f"journey on kind, {days} ({platform.namespace})"):
-            journey(platform, platform.endpoints(), full)
+        with timed(f"journey on kind, {days} ({release.namespace})"):
+            journey(release, release.endpoints(), full)
     finally:
         recorder.close()
     if recorder.first_running_s is not None:
-        record(f"journey start to first trainer pod Running ({platform.namespace})",
+        record(f"journey start to first trainer pod Running ({release.namespace})",
                recorder.first_running_s)  # fmt: skip
     pods = recorder.snapshot()
-    assert pods, f"no trainer pod was seen in {platform.training_namespace}"
+    assert pods, f"no trainer pod was seen in {release.training_namespace}"
     return pods
 
 
@@ -206,8 +206,8 @@ def _smoke_objects(image: str) -> list[dict[str, Any]]:
 class TestCpuFallback:
     """gpu.enabled=false: the same trainer pods without a GPU request, on the control plane."""
 
-    def test_journey(self, cpu_platform: Platform, kind_env: KindEnv) -> None:
-        pods = recorded_journey(cpu_platform)
+    def test_journey(self, cpu_release: InstalledRelease, kind_env: KindEnv) -> None:
+        pods = recorded_journey(cpu_release)
         roles = node_names(kind_env)
         assert {p.task for p in pods} >= {"validate", "preprocess", "features", "train"}, describe(
             pods
@@ -219,22 +219,22 @@ class TestCpuFallback:
             ), describe([pod])
             assert roles.get(pod.node) == "control-plane", describe([pod])
 
-    def test_helm_test(self, cpu_platform: Platform) -> None:
-        out = cpu_platform.helm_test()  # exits non-zero (HelmError) when a test pod fails
+    def test_helm_test(self, cpu_release: InstalledRelease) -> None:
+        out = cpu_release.helm_test()  # exits non-zero (HelmError) when a test pod fails
         phases = re.findall(r"^Phase:\s+(\w+)", out, re.MULTILINE)
         assert len(phases) >= 3 and set(phases) == {"Succeeded"}, out
 
-    def test_scheduler_killed_mid_run_still_completes(self, cpu_platform: Platform) -> None:
+    def test_scheduler_killed_mid_run_still_completes(self, cpu_release: InstalledRelease) -> None:
         """The scheduler pod dies while trials train; its replacement adopts the running task
         pods (KubernetesExecutor adoption, durable pod operators) and the run completes."""
-        platform = cpu_platform
-        selector = f"app.kubernetes.io/instance={platform.release},"
+        release = cpu_release
+        selector = f"app.kubernetes.io/instance={release.release_name},"
         selector += "app.kubernetes.io/component=scheduler"
-        before = {p["metadata"]["uid"] for p in platform.pods("scheduler")}
+        before = {p["metadata"]["uid"] for p in release.pods("scheduler")}
         assert before, "no scheduler pod"
-        recorder = PodRecorder(platform.kube, platform.training_namespace, TRAINER_PODS)
-        endpoints = platform.endpoints()
-        run = Background(lambda: journey(platform, endpoints))
+        recorder = PodRecorder(release.kube, release.training_namespace, TRAINER_PODS)
+        endpoints = release.endpoints()
+        run = Background(lambda: journey(release, endpoints))
         try:
             train = recorder.wait_for(
                 lambda p: p.task == "train" and bool(p.node), JOURNEY_TIMEOUT_S, run.done
@@ -244,11 +244,11 @@ class TestCpuFallback:
                     run.join(0)  # the journey's own failure, if it failed
                     pytest.fail("the run ended before any train pod started: nothing was killed")
                 pytest.fail(f"no train pod started within {JOURNEY_TIMEOUT_S} s")
-            platform.kube.run(
+            release.kube.run(
                 "delete",
                 "pod",
                 "--namespace",
-                platform.namespace,
+                release.namespace,
                 "--selector",
                 selector,
                 "--wait=false",
@@ -256,7 +256,7 @@ class TestCpuFallback:
             run.join(JOURNEY_TIMEOUT_S + 300)
         finally:
             recorder.close()
-        after = platform.pods("scheduler")
+        after = release.pods("scheduler")
         assert after and not ({p["metadata"]["uid"] for p in after} & before), (
             "the scheduler pod was not replaced"
         )
@@ -266,13 +266,13 @@ class TestFakeGpu:
     """gpu.enabled=true against a worker that advertises nvidia.com/gpu without having one."""
 
     def test_trials_request_gpus_and_run_on_the_gpu_pool(
-        self, gpu_platform: Platform, gpu_worker: str, kind_env: KindEnv
+        self, gpu_release: InstalledRelease, gpu_worker: str, kind_env: KindEnv
     ) -> None:
-        pods = recorded_journey(gpu_platform, full=False)
+        pods = recorded_journey(gpu_release, full=False)
         trials = [p for p in pods if p.task == "train"]
         others = [p for p in pods if p.task != "train"]
         assert trials, describe(pods)
-        config = gpu_platform.platform_config()["gpu"]
+        config = gpu_release.platform_config()["gpu"]
         for pod in trials:
             assert pod.limits.get("nvidia.com/gpu") == str(config["count"]), describe([pod])
             assert pod.node == gpu_worker, describe([pod])
@@ -297,7 +297,7 @@ class UpgradeTarget:
 @pytest.fixture(scope="class")
 def previous_release(
     request: pytest.FixtureRequest, kind_env: KindEnv, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Platform]:
+) -> Iterator[InstalledRelease]:
     """A release of the last chart release (CHANGELOG.md, docs/releasing.md), or of
     --previous-chart, on its own kind values."""
     rev = request.config.getoption("previous_chart")
@@ -321,7 +321,7 @@ def previous_release(
             f"the release {previous.version} ({previous.source}) needs images this tree does "
             f"not build: {', '.join(sorted(missing))}"
         )
-    yield from kind_env.platform(
+    yield from kind_env.release(
         "upgrade",
         [values],
         chart=chart,
@@ -331,7 +331,7 @@ def previous_release(
 
 @pytest.fixture(scope="class")
 def upgrade_target(
-    kind_env: KindEnv, previous_release: Platform, tmp_path_factory: pytest.TempPathFactory
+    kind_env: KindEnv, previous_release: InstalledRelease, tmp_path_factory: pytest.TempPathFactory
 ) -> UpgradeTarget:
     """What the release is upgraded to, as a platform team's next upgrade looks: the working
     tree's chart (its version; the next patch version while the tree is still the release)
@@ -376,33 +376,33 @@ def _render(kind_env: KindEnv, chart: Path, values: list[Path]) -> list[dict[str
 
 class TestUpgrade:
     def test_upgrade_from_the_last_release_keeps_data_and_secrets(
-        self, previous_release: Platform, upgrade_target: UpgradeTarget
+        self, previous_release: InstalledRelease, upgrade_target: UpgradeTarget
     ) -> None:
-        platform = previous_release
-        endpoints = platform.endpoints()
+        release = previous_release
+        endpoints = release.endpoints()
         # The journey on the release, with this tree's images (the same appVersion tags): what
         # a user has running before upgrading the chart.
         try:
-            journey(platform, endpoints, full=False)
+            journey(release, endpoints, full=False)
         except Exception as exc:
             pytest.fail(
-                f"the journey failed BEFORE the upgrade, on {platform.chart_source} with this "
+                f"the journey failed BEFORE the upgrade, on {release.chart_source} with this "
                 f"tree's images: {type(exc).__name__}: {exc}"
             )
-        before = platform.state()
+        before = release.state()
         objects_before = s3_objects(endpoints)
         champion_before = champion_version(endpoints)
 
-        platform.deploy(upgrade_target.chart, [upgrade_target.values], upgrade=True)
-        platform.chart_source = f"chart {upgrade_target.version} at {upgrade_target.chart}"
+        release.deploy(upgrade_target.chart, [upgrade_target.values], upgrade=True)
+        release.chart_source = f"chart {upgrade_target.version} at {upgrade_target.chart}"
 
-        after = platform.state()
+        after = release.state()
         changed = [
             name for name, data in before["secrets"].items() if after["secrets"].get(name) != data
         ]
         assert not changed, f"helm upgrade changed or removed Secrets: {changed}"
         assert after["volumes"].items() >= before["volumes"].items(), (before, after)
-        endpoints = platform.endpoints()
+        endpoints = release.endpoints()
         objects_after = s3_objects(endpoints)
         lost = sorted(set(objects_before) - set(objects_after))
         assert not lost, f"objects lost by the upgrade: {lost[:20]}"
@@ -414,12 +414,12 @@ class TestUpgrade:
         ]
         assert not changed, f"objects changed by the upgrade: {changed[:20]}"
         assert champion_version(endpoints) == champion_before
-        history = platform.helm_run("history", platform.release, "--output", "yaml")
+        history = release.helm_run("history", release.release_name, "--output", "yaml")
         assert yaml.safe_load(history)[-1]["chart"] == f"trainyard-{upgrade_target.version}"
         # The new appVersion's images run (the platform rolled to them).
         running = {
             c["image"]
-            for pod in platform.kube.get("pods", "--namespace", platform.namespace)["items"]
+            for pod in release.kube.get("pods", "--namespace", release.namespace)["items"]
             for c in pod["spec"]["containers"]
         }
         new_images = {i for i in running if i.endswith(f":{upgrade_target.app_version}")}
@@ -427,7 +427,7 @@ class TestUpgrade:
             "trainyard/airflow",
             "trainyard/mlflow",
         }, running
-        journey(platform, endpoints)
+        journey(release, endpoints)
 
 
 def s3_objects(endpoints: Endpoints) -> dict[str, str]:

@@ -27,7 +27,7 @@ from tests.chart.test_airflow import build_trainer_pods
 from . import images, kindconfig, previous_chart
 from .kindenv import CHART, FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES
 from .kube import Kube
-from .release import Platform, without_conn_id
+from .release import InstalledRelease, without_conn_id
 from .scenario import Endpoints
 
 pytestmark = pytest.mark.chart
@@ -180,27 +180,25 @@ def test_release_lookups_find_exactly_what_the_fixture_reads(mode: str, tmp_path
     label or key fails without a cluster."""
     objects = render(mode)
     by_name = {(o["kind"], o["metadata"]["name"]): o for o in objects}
-    platform = Platform(
+    release = InstalledRelease(
         Kube(tmp_path / "kubectl", tmp_path / "kubeconfig"),
         tmp_path,
         "trainyard",
         "trainyard",
         "ml-training",
     )
-    platform._manifest = objects  # what `helm get manifest` returns on a cluster
+    release._manifest = objects  # what `helm get manifest` returns on a cluster
 
-    platform_cm = by_name[
-        "ConfigMap", platform.name_of("ConfigMap", "platform-config", "trainyard")
-    ]
+    platform_cm = by_name["ConfigMap", release.name_of("ConfigMap", "platform-config", "trainyard")]
     config = json.loads(platform_cm["data"]["platform.json"])
     assert config["trainer"]["env_from_secrets"] and config["trainer"]["namespace"]
     store_secret = by_name["Secret", platform_cm["data"]["OBJECT_STORE_CREDENTIALS_SECRET"]]
     assert {"access-key-id", "secret-access-key"} <= set(store_secret["data"])
     for component, name in (("tracking-server", "mlflow"), ("secrets", "airflow")):
-        secret = by_name["Secret", platform.name_of("Secret", component, name)]
+        secret = by_name["Secret", release.name_of("Secret", component, name)]
         assert "admin-password" in secret["data"], secret["metadata"]["name"]
 
-    airflow = by_name["ConfigMap", platform.name_of("ConfigMap", "config", "airflow")]["data"]
+    airflow = by_name["ConfigMap", release.name_of("ConfigMap", "config", "airflow")]["data"]
     xcom = without_conn_id(airflow["AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH"])
     logs = airflow["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"]
     # The scenario's defaults are the chart's defaults.
@@ -211,7 +209,7 @@ def test_release_lookups_find_exactly_what_the_fixture_reads(mode: str, tmp_path
     )
 
     ports = {
-        (component, port_name): platform.service_port(component, port_name, name)
+        (component, port_name): release.service_port(component, port_name, name)
         for component, port_name, name in (
             ("api-server", "http", "airflow"),
             ("tracking-server", "http", "mlflow"),

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     workdir = tmp_path_factory.mktemp("standalone-e2e")
-    platform = runtime.start(workdir)
+    stack = runtime.start(workdir)
     try:
         urls, env = runtime.read_state(workdir)["urls"], runtime.client_env(workdir)
         yield Endpoints(
@@ -34,7 +34,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
             serving_url=urls["serving"],
         )
     finally:
-        platform.stop()
+        stack.stop()
 
 
 def test_user_journey_on_the_standalone_platform(standalone: Endpoints) -> None:

@@ -35,9 +35,9 @@ def prepared_features(stage: Callable[..., StageRun], day: str, root: str) -> st
     return url
 
 
-def airflow_api(platform: runtime.Platform, *dag_ids: str, timeout_s: float = 120) -> AirflowApi:
+def airflow_api(stack: runtime.LaptopStack, *dag_ids: str, timeout_s: float = 120) -> AirflowApi:
     """The laptop platform's REST API as its admin, once `dag_ids` are parsed."""
-    client = AirflowApi(platform.airflow.url, "admin", platform.airflow.admin_password())
+    client = AirflowApi(stack.airflow.url, "admin", stack.airflow.admin_password())
     for dag_id in dag_ids:
         client.wait_for_dag(dag_id, timeout_s=timeout_s)
     return client

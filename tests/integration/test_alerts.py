@@ -93,7 +93,7 @@ def channels() -> Iterator[tuple[Inbox, list[tuple[str, dict[str, Any]]]]]:
 
 
 @pytest.fixture(scope="module")
-def platform(channels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.Platform]:
+def stack(channels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.LaptopStack]:
     started = runtime.start(
         tmp_path_factory.mktemp("alerts"),
         deadline_minutes=1,
@@ -110,8 +110,8 @@ def platform(channels, tmp_path_factory: pytest.TempPathFactory) -> Iterator[run
 
 
 @pytest.fixture(scope="module")
-def api(platform: runtime.Platform) -> AirflowApi:
-    return airflow_api(platform, DAG_ID)
+def api(stack: runtime.LaptopStack) -> AirflowApi:
+    return airflow_api(stack, DAG_ID)
 
 
 def mail_text(message: email.message.Message) -> str:
@@ -129,12 +129,12 @@ def wait_for(find: Callable[[], list[Any]], timeout_s: float, what: str) -> Any:
     raise AssertionError(f"no {what} within {timeout_s:.0f} s")
 
 
-def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(platform, api, channels):
+def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(stack, api, channels):
     inbox, slack = channels
     date = TODAY.isoformat()  # today's run takes the scheduled slot
     frame = build_day(TODAY)
     frame.loc[:20, "pixel_10"] = np.nan
-    platform.s3.client().put_object(
+    stack.s3.client().put_object(
         Bucket="datasets",
         Key=f"digits/daily/{date}/features.parquet",
         Body=storage.parquet_bytes(frame),
@@ -154,7 +154,7 @@ def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(platform, api, 
     [error] = [line for line in text.splitlines() if "trainyard.trainer validate: error:" in line]
     assert "missing values (NaN)" in error
     assert "task data_preparation.validate (try 2): trainyard.trainer validate: error:" in error
-    log_url = f"{platform.airflow.url}/dags/{DAG_ID}/runs/{run_id}/tasks/data_preparation.validate"
+    log_url = f"{stack.airflow.url}/dags/{DAG_ID}/runs/{run_id}/tasks/data_preparation.validate"
     assert f"log: {log_url}?try_number=2" in text
 
     path, body = wait_for(
@@ -166,7 +166,7 @@ def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(platform, api, 
     assert "missing values (NaN)" in body["text"] and log_url in body["text"]
 
 
-def test_a_run_past_its_deadline_alerts_while_it_runs(platform, api, channels):
+def test_a_run_past_its_deadline_alerts_while_it_runs(stack, api, channels):
     inbox, slack = channels
     date = (TODAY - dt.timedelta(days=1)).isoformat()  # no data: the sensor keeps waiting
     run_id = trigger(api, date, {})
@@ -183,7 +183,7 @@ def test_a_run_past_its_deadline_alerts_while_it_runs(platform, api, channels):
     assert mail["Subject"] == f"trainyard: {DAG_ID} missed its 1-minute deadline"
     text = mail_text(mail)
     assert f"{DAG_ID} run {run_id} is not finished 1 min after it was queued" in text
-    assert f"run: {platform.airflow.url}/dags/{DAG_ID}/runs/" in text
+    assert f"run: {stack.airflow.url}/dags/{DAG_ID}/runs/" in text
     wait_for(
         lambda: [m for m in slack if run_id in m[1].get("text", "") and "deadline" in m[1]["text"]],
         60,

@@ -1,7 +1,7 @@
 """The laptop platform as a place to work: the user's own DAGs beside the training DAG, Airflow
 on PostgreSQL under concurrent runs and API calls, and crashed services noticed and cleaned up.
 
-One platform for the module (`trainyard up --dags-folder`, PostgreSQL by default), real
+One laptop stack for the module (`trainyard up --dags-folder`, PostgreSQL by default), real
 Airflow, PostgreSQL, MLflow and SeaweedFS processes. The crash test comes last: it kills
 every service's main process and brings the platform up again in the same workdir.
 """
@@ -107,9 +107,9 @@ def user_dags(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def platform(
+def stack(
     tmp_path_factory: pytest.TempPathFactory, user_dags: Path
-) -> Iterator[runtime.Platform]:
+) -> Iterator[runtime.LaptopStack]:
     workdir = tmp_path_factory.mktemp("laptop")
     started = runtime.start(workdir, user_dags=user_dags)
     figure(f"laptop platform: PostgreSQL ready in {started.startup_seconds['postgres']:.2f} s")
@@ -121,8 +121,8 @@ def platform(
 
 
 @pytest.fixture(scope="module")
-def api(platform: runtime.Platform) -> AirflowApi:
-    return airflow_api(platform, DAG_ID, USER_DAG, *LOAD_DAGS, timeout_s=180)
+def api(stack: runtime.LaptopStack) -> AirflowApi:
+    return airflow_api(stack, DAG_ID, USER_DAG, *LOAD_DAGS, timeout_s=180)
 
 
 def wait_for_run(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float = 300) -> str:
@@ -135,26 +135,26 @@ def wait_for_run(api: AirflowApi, dag_id: str, run_id: str, timeout_s: float = 3
         time.sleep(1)
 
 
-def test_users_dags_are_parsed_beside_the_training_dag(platform, api, user_dags, capsys):
-    assert platform.state()["metadata_db"] == "postgres"
+def test_users_dags_are_parsed_beside_the_training_dag(stack, api, user_dags, capsys):
+    assert stack.state()["metadata_db"] == "postgres"
     bundles = {d.bundle_name for d in api.dags.get_dags(limit=100).dags}
     assert bundles == {"trainyard", "user"}
     # The broken file is reported by `trainyard status`, on its own line.
     deadline = time.monotonic() + 60
-    while not (errors := runtime.status(platform.workdir)["import_errors"]):
+    while not (errors := runtime.status(stack.workdir)["import_errors"]):
         assert time.monotonic() < deadline, "no import error reported for broken.py"
         time.sleep(2)
     assert errors == ["user/broken.py: RuntimeError: this DAG file is broken on purpose"]
-    assert cli.main(["--workdir", str(platform.workdir), "status"]) == 0
+    assert cli.main(["--workdir", str(stack.workdir), "status"]) == 0
     lines = capsys.readouterr().err.splitlines()
     assert "trainyard status: DAG import error: user/broken.py: RuntimeError: " in lines[-1]
 
 
-def test_users_dag_gets_the_platforms_s3_connection_xcom_backend_and_remote_logs(platform, api):
+def test_users_dag_gets_the_platforms_s3_connection_xcom_backend_and_remote_logs(stack, api):
     api.unpause(USER_DAG)
     run = api.trigger(USER_DAG, "2026-01-01T00:00:00Z")
     assert wait_for_run(api, USER_DAG, run.dag_run_id) == "success"
-    s3 = platform.s3.client()
+    s3 = stack.s3.client()
     # The large return value went to the object store; the database holds the reference.
     reference = api.xcom(USER_DAG, run.dag_run_id, "big")
     assert offloaded_location(reference) is not None, reference
@@ -172,16 +172,16 @@ def test_users_dag_gets_the_platforms_s3_connection_xcom_backend_and_remote_logs
     assert "hello from the user's DAG" in log
 
 
-def test_concurrent_runs_and_api_calls_never_fail_on_postgres(platform, api):
+def test_concurrent_runs_and_api_calls_never_fail_on_postgres(stack, api):
     """24 runs of 3 DAGs triggered at once while the API is polled: no HTTP 5xx, all succeed."""
     for dag_id in LOAD_DAGS:
         api.unpause(dag_id)
-    password = platform.airflow.admin_password()
+    password = stack.airflow.admin_password()
     done = threading.Event()
     polls, server_errors = [0], []
 
     def poll() -> None:
-        client = AirflowApi(platform.airflow.url, "admin", password)
+        client = AirflowApi(stack.airflow.url, "admin", password)
         calls = (
             lambda: client.dag_runs.get_dag_runs("~", limit=100),
             lambda: client.task_instances_api.get_task_instances("~", "~", limit=100),
@@ -199,7 +199,7 @@ def test_concurrent_runs_and_api_calls_never_fail_on_postgres(platform, api):
                 polls[0] += 1
 
     def trigger(n: int) -> tuple[str, str]:
-        client = AirflowApi(platform.airflow.url, "admin", password)
+        client = AirflowApi(stack.airflow.url, "admin", password)
         dag_id = LOAD_DAGS[n % len(LOAD_DAGS)]
         run = client.trigger(dag_id, f"2026-02-{n // len(LOAD_DAGS) + 1:02d}T00:00:00Z")
         return dag_id, run.dag_run_id
@@ -225,7 +225,7 @@ def test_concurrent_runs_and_api_calls_never_fail_on_postgres(platform, api):
     assert server_errors == [], server_errors[:5]
     assert polls[0] >= 50
     assert set(states.values()) == {"success"}, states
-    logs = (platform.workdir / "airflow" / "logs").glob("*.log")
+    logs = (stack.workdir / "airflow" / "logs").glob("*.log")
     assert not [log.name for log in logs if "database is locked" in log.read_text()]
 
 
@@ -240,8 +240,8 @@ def bound(port: int) -> bool:
     return False
 
 
-def test_crashed_services_are_flagged_and_down_cleans_up_everything(platform, api):
-    workdir = platform.workdir
+def test_crashed_services_are_flagged_and_down_cleans_up_everything(stack, api):
+    workdir = stack.workdir
     state = runtime.read_state(workdir)
     ports = [urlsplit(url).port for url in state["urls"].values()]
     # Every service's main process, the stores' last (the others report through them).
@@ -266,7 +266,7 @@ def test_crashed_services_are_flagged_and_down_cleans_up_everything(platform, ap
     assert left == [], [(p.pid, p.cmdline()) for p in left]
     assert [p for p in ports if p and bound(p)] == []
 
-    again = runtime.start(workdir, user_dags=platform.airflow.user_dags)
+    again = runtime.start(workdir, user_dags=stack.airflow.user_dags)
     try:
         assert runtime.status(workdir)["problems"] == []
         client = AirflowApi(again.airflow.url, "admin", again.airflow.admin_password())

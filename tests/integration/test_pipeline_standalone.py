@@ -1,6 +1,6 @@
-"""The training DAG on the standalone platform: real Airflow 3, MLflow and S3 processes.
+"""The training DAG on the standalone stack: real Airflow 3, MLflow and S3 processes.
 
-One platform for the module; each scenario is a DAG run for its own day. The
+One laptop stack for the module; each scenario is a DAG run for its own day. The
 user journey (deploy, serve, skip on an impossible threshold) is tests/e2e/scenario.py;
 these are the failure paths around it.
 """
@@ -51,7 +51,7 @@ def day(offset: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.Platform]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.LaptopStack]:
     workdir = tmp_path_factory.mktemp("platform")
     started = runtime.start(workdir)
     try:
@@ -61,21 +61,21 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[runtime.Platf
 
 
 @pytest.fixture(scope="module")
-def api(platform: runtime.Platform) -> AirflowApi:
-    return airflow_api(platform, DAG_ID)
+def api(stack: runtime.LaptopStack) -> AirflowApi:
+    return airflow_api(stack, DAG_ID)
 
 
 @pytest.fixture(scope="module")
-def mlflow_client(platform: runtime.Platform) -> MlflowClient:
-    return MlflowClient(tracking_uri=platform.mlflow.url)
+def mlflow_client(stack: runtime.LaptopStack) -> MlflowClient:
+    return MlflowClient(tracking_uri=stack.mlflow.url)
 
 
 @pytest.fixture(scope="module")
-def first_run(platform, api):
+def first_run(stack, api):
     """Today's run (it takes the scheduled slot): a grid where one trial diverges."""
-    summary_file = platform.workdir / "summary.json"
+    summary_file = stack.workdir / "summary.json"
     summary = run_demo(
-        platform.workdir,
+        stack.workdir,
         day(0),
         {"search_space": CRASHING_GRID},
         summary_json=summary_file,
@@ -88,9 +88,9 @@ def champion_version(client: MlflowClient) -> str:
     return str(client.get_model_version_by_alias(MODEL, "champion").version)
 
 
-def s3_keys(platform: runtime.Platform, bucket: str, prefix: str) -> list[str]:
+def s3_keys(stack: runtime.LaptopStack, bucket: str, prefix: str) -> list[str]:
     pages = (
-        platform.s3.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        stack.s3.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
     )
     return [obj["Key"] for page in pages for obj in page.get("Contents", [])]
 
@@ -111,9 +111,9 @@ def test_full_run_survives_a_crashing_trial_and_deploys(first_run, api, mlflow_c
     assert version.tags["airflow.dag_run_id"] == summary["dag_run_id"]
 
 
-def test_task_logs_and_large_xcoms_live_in_the_object_store(first_run, api, platform):
+def test_task_logs_and_large_xcoms_live_in_the_object_store(first_run, api, stack):
     run_id = first_run[0]["dag_run_id"]
-    logs = s3_keys(platform, "airflow-logs", f"logs/dag_id={DAG_ID}/run_id={run_id}/")
+    logs = s3_keys(stack, "airflow-logs", f"logs/dag_id={DAG_ID}/run_id={run_id}/")
     assert any("task_id=train" in key for key in logs)
     assert any("task_id=data_preparation.validate" in key for key in logs)
 
@@ -122,15 +122,15 @@ def test_task_logs_and_large_xcoms_live_in_the_object_store(first_run, api, plat
     assert offloaded_location(reference) is not None, reference
     bucket, key = offloaded_location(reference)
     assert bucket == "airflow-xcom" and key.endswith(".gz")
-    assert key in s3_keys(platform, "airflow-xcom", f"xcom/{DAG_ID}/{run_id}/")
-    trials = read_offloaded(reference, platform.s3.client())
+    assert key in s3_keys(stack, "airflow-xcom", f"xcom/{DAG_ID}/{run_id}/")
+    trials = read_offloaded(reference, stack.s3.client())
     assert len(trials) == 4 and trials[0][0] == "train"
     # Each trial checkpoints under the run's work prefix (rendered, not a template).
     checkpoints = [t[t.index("--checkpoint") + 1] for t in trials]
     prefix = f"s3://datasets/runs/{day(0)}/{run_id.replace(':', '').replace('+', '')}/checkpoints"
     assert checkpoints == [f"{prefix}/trial-{i:03d}.pt" for i in range(4)]
     assert "--processes" not in trials[0]  # no GPUs on the laptop platform: one process
-    stored = set(s3_keys(platform, "datasets", prefix.removeprefix("s3://datasets/")))
+    stored = set(s3_keys(stack, "datasets", prefix.removeprefix("s3://datasets/")))
     assert {c.removeprefix("s3://datasets/") for c in checkpoints} <= stored
     assert len(json.dumps(trials)) > XCOM_THRESHOLD_BYTES
     # Small values stay inline in the metadata database.
@@ -138,12 +138,12 @@ def test_task_logs_and_large_xcoms_live_in_the_object_store(first_run, api, plat
 
 
 def test_corrupt_data_fails_validation_and_nothing_downstream_runs(
-    first_run, api, platform, mlflow_client
+    first_run, api, stack, mlflow_client
 ):
     date = day(2)
     frame = build_day(dt.date.fromisoformat(date))
     frame.loc[:20, "pixel_10"] = np.nan
-    platform.s3.client().put_object(
+    stack.s3.client().put_object(
         Bucket="datasets",
         Key=f"digits/daily/{date}/features.parquet",
         Body=storage.parquet_bytes(frame),
@@ -166,12 +166,10 @@ def test_corrupt_data_fails_validation_and_nothing_downstream_runs(
     assert len(mlflow_client.search_model_versions(f"name='{MODEL}'")) == versions_before
     log_key = next(
         k
-        for k in s3_keys(platform, "airflow-logs", f"logs/dag_id={DAG_ID}/run_id={run_id}/")
+        for k in s3_keys(stack, "airflow-logs", f"logs/dag_id={DAG_ID}/run_id={run_id}/")
         if "validate" in k
     )
-    log = (
-        platform.s3.client().get_object(Bucket="airflow-logs", Key=log_key)["Body"].read().decode()
-    )
+    log = stack.s3.client().get_object(Bucket="airflow-logs", Key=log_key)["Body"].read().decode()
     assert "missing values (NaN)" in log
 
 
@@ -184,10 +182,10 @@ def _wait_for(api: AirflowApi, run_id: str, condition, timeout_s: float = 600) -
     raise AssertionError(f"condition not reached; states: {states(api, run_id)}")
 
 
-def test_mlflow_unreachable_at_evaluate_means_no_deploy(first_run, api, platform, mlflow_client):
+def test_mlflow_unreachable_at_evaluate_means_no_deploy(first_run, api, stack, mlflow_client):
     before = champion_version(mlflow_client)
     date = day(3)
-    platform.s3.client().put_object(
+    stack.s3.client().put_object(
         Bucket="datasets",
         Key=f"digits/daily/{date}/features.parquet",
         Body=storage.parquet_bytes(build_day(dt.date.fromisoformat(date))),
@@ -195,12 +193,12 @@ def test_mlflow_unreachable_at_evaluate_means_no_deploy(first_run, api, platform
     run_id = trigger(api, date, {"search_space": {"optimizer": ["adam"], "lr": [0.003]}})
     # Training needs MLflow; take it away once every trial has finished.
     _wait_for(api, run_id, lambda s: s.get("train[0]") in ("success", "failed"))
-    platform.mlflow.stop()
+    stack.mlflow.stop()
     try:
         run = follow(api, run_id, 600, QUIET)
     finally:
-        platform.mlflow.start()
-        platform.save_state()  # the new process, for `status`
+        stack.mlflow.start()
+        stack.save_state()  # the new process, for `status`
     run_states = states(api, run_id)
     assert state_name(run.state) == "failed"
     assert run_states["evaluate"] == "failed"
@@ -208,31 +206,31 @@ def test_mlflow_unreachable_at_evaluate_means_no_deploy(first_run, api, platform
     assert champion_version(mlflow_client) == before
 
 
-def test_run_completes_after_the_scheduler_is_killed(first_run, api, platform):
+def test_run_completes_after_the_scheduler_is_killed(first_run, api, stack):
     date = day(4)
-    platform.s3.client().put_object(
+    stack.s3.client().put_object(
         Bucket="datasets",
         Key=f"digits/daily/{date}/features.parquet",
         Body=storage.parquet_bytes(build_day(dt.date.fromisoformat(date))),
     )
     run_id = trigger(api, date, {"search_space": {"optimizer": ["adam"], "lr": [0.001, 0.003]}})
     _wait_for(api, run_id, lambda s: "running" in (s.get("train[0]"), s.get("train[1]")))
-    scheduler = platform.airflow.processes["scheduler"]
+    scheduler = stack.airflow.processes["scheduler"]
     assert scheduler.pid is not None
     os.killpg(scheduler.pid, signal.SIGKILL)  # the scheduler and its executor's workers
     scheduler.process.wait()  # type: ignore[union-attr]
-    platform.airflow.restart("scheduler")
-    platform.save_state()
+    stack.airflow.restart("scheduler")
+    stack.save_state()
     run = follow(api, run_id, 900, QUIET)
     assert state_name(run.state) == "success", states(api, run_id)
     assert states(api, run_id)["notify"] == "success"
 
 
-def test_platform_status_and_clean_shutdown(platform, tmp_path):
-    status = runtime.status(platform.workdir)
+def test_stack_status_and_clean_shutdown(stack, tmp_path):
+    status = runtime.status(stack.workdir)
     assert set(status["services"]) >= {"s3", "mlflow", "airflow-scheduler", "airflow-api-server"}
     assert status["problems"] == [], status
     assert status["services"]["postgres"]["probe"] == "accepts connections"
     # The deploy step started the champion's server.
     assert status["services"]["serving"]["probe"] == "HTTP 200"
-    assert Path(platform.workdir / "platform.json").exists()
+    assert Path(stack.workdir / "platform.json").exists()

@@ -65,13 +65,13 @@ def test_the_real_file_gives_every_value_as_a_string() -> None:
 
 def test_a_wheel_ships_the_charts_file(tmp_path: Path) -> None:
     """Installed without the checkout (a wheel), the standalone runtime still finds the file."""
-    source = tmp_path / "src"
+    source = tmp_path / "checkout"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, source / name)
     # The link in the package points into the chart: copy both, the link as a link.
     skip = shutil.ignore_patterns("*.egg-info", "__pycache__")
-    shutil.copytree(REPO / "platform", source / "platform", symlinks=True, ignore=skip)
+    shutil.copytree(REPO / "src", source / "src", symlinks=True, ignore=skip)
     files = Path("charts/trainyard/charts/airflow/files")
     shutil.copytree(REPO / files, source / files)
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.processes import pid_alive
 from trainyard.stage_runner import StageExitError, StageProcess
 from trainyard.standalone.stages import run_stage
@@ -37,7 +37,7 @@ def test_run_stage_returns_the_stages_result(tmp_path):
 
 def test_run_stage_fails_with_the_stages_one_line_error(tmp_path):
     missing = f"file://{tmp_path}/missing.parquet"
-    with pytest.raises(StageError) as failed:
+    with pytest.raises(UserError) as failed:
         run_stage(["validate", "--data", missing], {})
     assert str(failed.value) == (
         f"stage validate failed: trainyard.trainer validate: error: {missing}: not found"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.pipeline import grid
 from trainyard.pipeline.platform import PlatformConfigError, parse
 from trainyard.trainer import checkpoint
@@ -71,9 +71,9 @@ def test_multi_gpu_pods_get_a_shared_memory_volume():
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error; a GPU is present")
 def test_more_processes_than_gpus_is_one_line():
-    with pytest.raises(StageError, match="2 training processes need 2 GPUs; torch sees 0"):
+    with pytest.raises(UserError, match="2 training processes need 2 GPUs; torch sees 0"):
         check_processes(2, "cuda")
-    with pytest.raises(StageError, match="processes must be at least 1"):
+    with pytest.raises(UserError, match="processes must be at least 1"):
         check_processes(0, "cpu")
     check_processes(4, "cpu")  # gloo: any number on CPU
 
@@ -112,12 +112,12 @@ def test_a_checkpoint_round_trips_through_the_store(tmp_path):
 def test_a_checkpoint_of_other_settings_or_a_later_epoch_is_refused(tmp_path):
     url = f"file://{tmp_path}/trial-000.pt"
     checkpoint.save(url, _saved(TrainConfig(lr=0.01, epochs=10), epoch=8))
-    with pytest.raises(StageError, match=r"a trial with other settings \(lr, optimizer\)"):
+    with pytest.raises(UserError, match=r"a trial with other settings \(lr, optimizer\)"):
         checkpoint.load(url, TrainConfig(lr=0.02, optimizer="sgd", epochs=10))
-    with pytest.raises(StageError, match="at epoch 8, past --epochs 5"):
+    with pytest.raises(UserError, match="at epoch 8, past --epochs 5"):
         checkpoint.load(url, TrainConfig(lr=0.01, epochs=5))
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(StageError, match="not a readable checkpoint"):
+    with pytest.raises(UserError, match="not a readable checkpoint"):
         checkpoint.load(f"file://{tmp_path}/junk.pt", TrainConfig())
 
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from trainyard import storage
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer.xcom import MAX_RESULT_BYTES, write_result, xcom_dir
 
 pytestmark = pytest.mark.unit
@@ -79,5 +79,5 @@ def test_local_writes_are_atomic(tmp_path, monkeypatch):
 
 
 def test_reading_a_missing_object_names_it(tmp_path):
-    with pytest.raises(StageError, match=r"nothing\.json: not found"):
+    with pytest.raises(UserError, match=r"nothing\.json: not found"):
         storage.read_json(f"file://{tmp_path}/nothing.json")

@@ -24,7 +24,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer import serving
 from trainyard.trainer.features import load_manifest, load_raw_holdout
 from trainyard.trainer.registry import CHAMPION, PREVIOUS, champion_uri, read_aliases
@@ -104,13 +104,13 @@ def model_server(env: Mapping[str, str] = os.environ) -> serving.ModelServer | N
 def smoke_rows(model_uri: str, features_url: str | None) -> tuple[np.ndarray, np.ndarray]:
     """Held-out raw rows and the candidate's own outputs for them."""
     if not features_url:
-        raise StageError("a model server is configured: --features is needed for its smoke test")
+        raise UserError("a model server is configured: --features is needed for its smoke test")
     x, _ = load_raw_holdout(load_manifest(features_url))
     rows = x[:SMOKE_ROWS].numpy()
     try:
         expected = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(rows))
     except Exception as exc:
-        raise StageError(f"cannot load {model_uri} to prepare the smoke test: {exc}") from exc
+        raise UserError(f"cannot load {model_uri} to prepare the smoke test: {exc}") from exc
     return rows, expected
 
 
@@ -126,9 +126,9 @@ def serve(
         log.error("%s failed with %s v%s: %s", server.describe(), name, version, exc)
         try:
             outcome = restore(server, name, promoted["previous_version"])
-        except StageError as failed:  # e.g. MLflow gone as well: say so, keep the first error
+        except UserError as failed:  # e.g. MLflow gone as well: say so, keep the first error
             outcome = f"and restoring the previous champion failed: {failed}"
-        raise StageError(f"{server.describe()} failed with v{version}: {exc}; {outcome}") from exc
+        raise UserError(f"{server.describe()} failed with v{version}: {exc}; {outcome}") from exc
     seconds = round(time.monotonic() - started, 1)
     log.info("%s serves v%s; smoke test passed on %d rows", server.describe(), version, checked)
     return {
@@ -162,7 +162,7 @@ def withdraw(model_name: str) -> None:
             client.delete_registered_model_alias(model_name, CHAMPION)
             client.set_model_version_tag(model_name, rejected, REJECTED_TAG, "true")
     except MlflowException as exc:
-        raise StageError(f"could not withdraw {model_name}@{CHAMPION}: {exc.message}") from exc
+        raise UserError(f"could not withdraw {model_name}@{CHAMPION}: {exc.message}") from exc
 
 
 def promote(
@@ -193,7 +193,7 @@ def promote(
             client.set_registered_model_alias(model_name, PREVIOUS, previous)
         client.set_registered_model_alias(model_name, CHAMPION, version)
     except MlflowException as exc:
-        raise StageError(f"could not promote {model_uri} as {model_name}: {exc.message}") from exc
+        raise UserError(f"could not promote {model_uri} as {model_name}: {exc.message}") from exc
     log.info("%s v%s is champion (previous: %s)", model_name, version, previous)
     return {
         "model_name": model_name,
@@ -210,7 +210,7 @@ def _refuse_rolled_back(client: MlflowClient, model_name: str, version: str, for
     if tags.get(REJECTED_TAG) != "true":
         return
     if not force:
-        raise StageError(
+        raise UserError(
             f"{model_name} v{version} was rolled back before ({REJECTED_TAG}=true): not promoting "
             "it again; trigger the run with force_deploy=true to override"
         )
@@ -223,14 +223,14 @@ def rollback(model_name: str) -> dict[str, Any]:
     try:
         aliases = read_aliases(client, model_name)
         if aliases.previous is None:
-            raise StageError(f"{model_name} has no '{PREVIOUS}' version to roll back to")
+            raise UserError(f"{model_name} has no '{PREVIOUS}' version to roll back to")
         rejected = aliases.champion
         client.set_registered_model_alias(model_name, CHAMPION, aliases.previous)
         client.delete_registered_model_alias(model_name, PREVIOUS)
         if rejected is not None:
             client.set_model_version_tag(model_name, rejected, REJECTED_TAG, "true")
     except MlflowException as exc:
-        raise StageError(f"could not roll back {model_name}: {exc.message}") from exc
+        raise UserError(f"could not roll back {model_name}: {exc.message}") from exc
     log.info("%s: champion rolled back from v%s to v%s", model_name, rejected, aliases.previous)
     return {
         "model_name": model_name,

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import (
     AirflowApi,
@@ -62,7 +62,7 @@ def trigger(api: AirflowApi, date: str, conf: dict[str, Any]) -> str:
         # Unpaused only now: the scheduler then sees the slot taken and adds no twin.
         api.unpause(DAG_ID)
         return str(run.dag_run_id)
-    raise StageError(f"could not trigger {DAG_ID} for {date}")
+    raise UserError(f"could not trigger {DAG_ID} for {date}")
 
 
 def progress_table(run: DAGRunResponse, tasks: list[TaskInstanceResponse], started: float) -> Table:
@@ -106,7 +106,7 @@ def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> 
             if state_name(run.state) in ("success", "failed"):
                 return run
             if time.monotonic() - started > timeout_s:
-                raise StageError(
+                raise UserError(
                     f"run {run_id} still {state_name(run.state)} after {timeout_s:.0f}s"
                 )
             time.sleep(2)
@@ -175,10 +175,10 @@ def run_demo(
     console = Console()
     date = date or dt.datetime.now(dt.UTC).date().isoformat()
     already_up = runtime.is_up(workdir)
-    platform = None
+    stack = None
     if not already_up:
         console.print(f"starting the platform in {workdir} …")
-        platform = runtime.start(workdir, user_dags=user_dags, metadata_db=metadata_db)
+        stack = runtime.start(workdir, user_dags=user_dags, metadata_db=metadata_db)
     try:
         urls = runtime.read_state(workdir)["urls"]
         console.print(f"Airflow {urls['airflow']} · MLflow {urls['mlflow']} · S3 {urls['s3']}")
@@ -194,9 +194,9 @@ def run_demo(
         if summary_json:
             summary_json.write_text(json.dumps(summary, indent=2, sort_keys=True))
     finally:
-        if platform and not keep:
+        if stack and not keep:
             console.print("stopping the platform (--keep leaves it up)")
-            platform.stop()
+            stack.stop()
     if summary["state"] != "success":
-        raise StageError(f"run {summary['dag_run_id']} ended {summary['state']}")
+        raise UserError(f"run {summary['dag_run_id']} ended {summary['state']}")
     return summary

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from trainyard import storage
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -68,20 +68,20 @@ def load(url: str, config: TrainConfig) -> Checkpoint | None:
     try:
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for bad files
-        raise StageError(f"{url}: not a readable checkpoint ({exc})") from None
+        raise UserError(f"{url}: not a readable checkpoint ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise StageError(f"{url}: not a trainyard checkpoint of format {FORMAT}")
+        raise UserError(f"{url}: not a trainyard checkpoint of format {FORMAT}")
     state.pop("format")
     checkpoint = Checkpoint(**state)
     expected = identity(config)
     if checkpoint.config != expected:
         changed = sorted(k for k in expected if checkpoint.config.get(k) != expected[k])
-        raise StageError(
+        raise UserError(
             f"{url}: the checkpoint is of a trial with other settings ({', '.join(changed)}); "
             "delete it or use another --checkpoint URL"
         )
     if checkpoint.epoch > config.epochs:
-        raise StageError(
+        raise UserError(
             f"{url}: the checkpoint is at epoch {checkpoint.epoch}, past --epochs {config.epochs}"
         )
     return checkpoint

@@ -15,7 +15,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.stage_runner import StageExitError, StageProcess
 
 
@@ -53,7 +53,7 @@ class LocalPodOperator(BaseOperator):
             where = f"{self.cmds[-1]} {self.arguments[:1]} exited with {failed.code}"
             error = failed.error_line
             raise AirflowException(f"{error} ({where})" if error else where) from None
-        except StageError as exc:
+        except UserError as exc:
             raise AirflowException(str(exc)) from None
 
     def on_kill(self) -> None:

@@ -17,14 +17,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainyard.errors import ERROR_MARK, ERROR_PREFIX, StageError
+from trainyard.errors import ERROR_MARK, ERROR_PREFIX, UserError
 from trainyard.trainer.xcom import RETURN_FILE
 
 # Output lines kept for the error of a stage that failed without its one-line error.
 TAIL_LINES = 40
 
 
-class StageExitError(StageError):
+class StageExitError(UserError):
     """The stage's process exited non-zero."""
 
     def __init__(self, code: int, error_line: str | None, output_tail: str) -> None:
@@ -46,7 +46,7 @@ class StageProcess:
         self, on_output: Callable[[str], None] = lambda line: None, read_result: bool = True
     ) -> dict[str, Any] | None:
         """Stream each output line to `on_output`; the stage's return.json, None when
-        `read_result` is false. Raises StageExitError, or StageError when there is no result."""
+        `read_result` is false. Raises StageExitError, or UserError when there is no result."""
         with tempfile.TemporaryDirectory(prefix="trainyard-xcom-") as xcom_dir:
             env = {**os.environ, **self.env, "XCOM_DIR": xcom_dir, "PYTHONUNBUFFERED": "1"}
             process = self._process = subprocess.Popen(
@@ -80,7 +80,7 @@ class StageProcess:
                 return None
             result_file = Path(xcom_dir, RETURN_FILE)
             if not result_file.exists():
-                raise StageError("the process succeeded but wrote no return.json")
+                raise UserError("the process succeeded but wrote no return.json")
             result: dict[str, Any] = json.loads(result_file.read_text())
             return result
 

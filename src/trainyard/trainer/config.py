@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 
 DEFAULT_HIDDEN = (128, 64)
 DEFAULT_MIN_ACCURACY = 0.90
@@ -56,22 +56,22 @@ class TrainConfig:
 
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
-            raise StageError(
+            raise UserError(
                 f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}"
             )
         if self.device not in DEVICES:
-            raise StageError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
+            raise UserError(f"unknown device {self.device!r}; choose one of {', '.join(DEVICES)}")
         if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise StageError(f"learning rate must be a positive number, got {self.lr}")
+            raise UserError(f"learning rate must be a positive number, got {self.lr}")
         for name in ("batch_size", "epochs", "threads"):
             if getattr(self, name) < 1:
-                raise StageError(
+                raise UserError(
                     f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
                 )
         if not self.hidden or min(self.hidden) < 1:
-            raise StageError(f"hidden layer sizes must be positive, got {list(self.hidden)}")
+            raise UserError(f"hidden layer sizes must be positive, got {list(self.hidden)}")
         if self.momentum < 0 or self.weight_decay < 0:
-            raise StageError("momentum and weight decay must not be negative")
+            raise UserError("momentum and weight decay must not be negative")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import fsspec
 import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 
 
 def s3_endpoint() -> str | None:
@@ -63,15 +63,15 @@ def _s3_errors(url: str) -> Iterator[None]:
     try:
         yield
     except (NoCredentialsError, PartialCredentialsError):
-        raise StageError(
+        raise UserError(
             f"{url}: no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(or an AWS profile or role)"
         ) from None
     except EndpointConnectionError as exc:
         endpoint = s3_endpoint()
         if endpoint:
-            raise StageError(f"{url}: cannot reach the S3 endpoint {endpoint}") from None
-        raise StageError(
+            raise UserError(f"{url}: cannot reach the S3 endpoint {endpoint}") from None
+        raise UserError(
             f"{url}: no S3 endpoint: AWS_ENDPOINT_URL_S3 is not set, and AWS's own "
             f"({exc.kwargs.get('endpoint_url', 'amazonaws.com')}) cannot be reached"
         ) from None
@@ -96,9 +96,9 @@ def read_bytes(url: str) -> bytes:
         with _s3_errors(url):
             data: bytes = fs.cat_file(path)
     except FileNotFoundError:
-        raise StageError(f"{url}: not found") from None
+        raise UserError(f"{url}: not found") from None
     except PermissionError as exc:
-        raise StageError(f"{url}: access denied ({exc})") from None
+        raise UserError(f"{url}: access denied ({exc})") from None
     return data
 
 
@@ -128,7 +128,7 @@ def read_parquet_bytes(data: bytes, url: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(io.BytesIO(data))
     except Exception as exc:  # pyarrow raises several unrelated types for bad files
-        raise StageError(f"{url}: not a readable Parquet file ({exc})") from None
+        raise UserError(f"{url}: not a readable Parquet file ({exc})") from None
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -141,7 +141,7 @@ def read_json(url: str) -> Any:
     try:
         return json.loads(read_bytes(url))
     except json.JSONDecodeError as exc:
-        raise StageError(f"{url}: not valid JSON ({exc})") from None
+        raise UserError(f"{url}: not valid JSON ({exc})") from None
 
 
 def json_bytes(value: Any) -> bytes:

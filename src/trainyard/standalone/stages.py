@@ -6,16 +6,16 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.stage_runner import StageExitError, StageProcess
 
 
 def run_stage(args: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
-    """`python -m trainyard.trainer <args>` with `env`; its return.json, or StageError."""
+    """`python -m trainyard.trainer <args>` with `env`; its return.json, or UserError."""
     command = [sys.executable, "-m", "trainyard.trainer", "--log-level", "WARNING", *args]
     try:
         result = StageProcess(command, env).run()
     except StageExitError as failed:
-        raise StageError(f"stage {args[0]} failed: {failed}") from None
+        raise UserError(f"stage {args[0]} failed: {failed}") from None
     assert result is not None
     return result

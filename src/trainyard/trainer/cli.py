@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainyard.errors import StageError, error_line
+from trainyard.errors import UserError, error_line
 from trainyard.trainer import config
 from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
 from trainyard.trainer.xcom import write_result
@@ -29,7 +29,7 @@ def _tags(values: Sequence[str]) -> dict[str, str]:
     for item in values:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise StageError(f"--tag {item!r} is not KEY=VALUE")
+            raise UserError(f"--tag {item!r} is not KEY=VALUE")
         tags[key] = value
     return tags
 
@@ -254,7 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = STAGES[args.stage](args)
-    except StageError as exc:
+    except UserError as exc:
         print(error_line(args.stage, exc), file=sys.stderr)
         return 1
     path = write_result(result, args.xcom_dir)

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import psutil
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 
 SERVICE_ENV = "TRAINYARD_SERVICE"
 SERVICE_DIR_ENV = "TRAINYARD_SERVICE_DIR"
 
 
-class ServiceError(StageError):
+class ServiceError(UserError):
     """A service did not start or answer; the message carries the tail of its log."""
 
 

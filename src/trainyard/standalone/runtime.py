@@ -16,7 +16,7 @@ from typing import Any
 
 import psutil
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.processes import (
     ManagedProcess,
     free_port,
@@ -40,7 +40,9 @@ STOP_ORDER = ("airflow", "mlflow", "s3", "postgres")
 
 
 @dataclass
-class Platform:
+class LaptopStack:
+    """The services `trainyard up` runs on this machine, and where they keep their state."""
+
     s3: S3Server
     mlflow: MlflowServer
     airflow: AirflowStack
@@ -136,20 +138,20 @@ def start(
     user_dags: Path | None = None,
     metadata_db: str = "postgres",
     **config_overrides: Any,
-) -> Platform:
+) -> LaptopStack:
     """Start the platform in `workdir`. `metadata_db`: "postgres" (Airflow's metadata and,
     unless `mlflow_backend` says otherwise, MLflow's backend) or "sqlite"."""
     workdir = workdir.resolve()
     if metadata_db not in METADATA_DBS:
-        raise StageError(f"--metadata-db {metadata_db!r}: choose one of {', '.join(METADATA_DBS)}")
+        raise UserError(f"--metadata-db {metadata_db!r}: choose one of {', '.join(METADATA_DBS)}")
     if user_dags is not None and not user_dags.is_dir():
-        raise StageError(f"--dags-folder {user_dags}: not a folder")
+        raise UserError(f"--dags-folder {user_dags}: not a folder")
     state_file = workdir / "state.json"
     if state_file.exists() and any(pid_alive(p) for p in read_state(workdir)["pids"].values()):
-        raise StageError(f"the platform in {workdir} is already up: run `trainyard down` first")
+        raise UserError(f"the platform in {workdir} is already up: run `trainyard down` first")
     leftovers = service_processes(_everything(workdir)) if workdir.exists() else []
     if leftovers:
-        raise StageError(
+        raise UserError(
             f"processes of an earlier platform in {workdir} are still running "
             f"(pids {', '.join(str(p.pid) for p in leftovers)}): run `trainyard down` first"
         )
@@ -174,24 +176,24 @@ def start(
         postgres=postgres,
         user_dags=user_dags.resolve() if user_dags else None,
     )
-    platform = Platform(s3, mlflow, airflow, model_server, workdir, postgres)
+    stack = LaptopStack(s3, mlflow, airflow, model_server, workdir, postgres)
     try:
         if postgres:
-            platform.startup_seconds["postgres"] = postgres.start()
-        platform.startup_seconds["s3"] = s3.start()
-        platform.startup_seconds["mlflow"] = mlflow.start()
-        platform.startup_seconds["airflow"] = airflow.start()
+            stack.startup_seconds["postgres"] = postgres.start()
+        stack.startup_seconds["s3"] = s3.start()
+        stack.startup_seconds["mlflow"] = mlflow.start()
+        stack.startup_seconds["airflow"] = airflow.start()
     except BaseException:
-        platform.stop()
+        stack.stop()
         raise
-    platform.save_state()
-    return platform
+    stack.save_state()
+    return stack
 
 
 def read_state(workdir: Path) -> dict[str, Any]:
     state_file = workdir.resolve() / "state.json"
     if not state_file.exists():
-        raise StageError(f"no platform state in {workdir}: run `trainyard up`")
+        raise UserError(f"no platform state in {workdir}: run `trainyard up`")
     state: dict[str, Any] = json.loads(state_file.read_text())
     return state
 
@@ -222,7 +224,7 @@ def stop(workdir: Path) -> list[str]:
     workdir = workdir.resolve()
     try:
         state = read_state(workdir)
-    except StageError:
+    except UserError:
         state = None
     stopped = []
     if state is not None:
@@ -239,7 +241,7 @@ def stop(workdir: Path) -> list[str]:
     if stop_service(_everything(workdir)):
         stopped.append("leftover processes")
     if state is None and not stopped:
-        raise StageError(f"no platform state in {workdir}: run `trainyard up`")
+        raise UserError(f"no platform state in {workdir}: run `trainyard up`")
     (workdir / "state.json").unlink(missing_ok=True)
     return stopped
 
@@ -369,7 +371,7 @@ def client_env(workdir: Path) -> dict[str, str]:
     state = read_state(workdir)
     credentials = load_credentials(Path(state["workdir"]) / "s3")
     if credentials is None:
-        raise StageError(f"no S3 credentials in {workdir}/s3")
+        raise UserError(f"no S3 credentials in {workdir}/s3")
     return {
         "AWS_ENDPOINT_URL_S3": state["urls"]["s3"],
         "AWS_ACCESS_KEY_ID": credentials[0],
@@ -388,6 +390,6 @@ def airflow_password(workdir: Path) -> str:
 def is_up(workdir: Path) -> bool:
     try:
         state = read_state(workdir)
-    except StageError:
+    except UserError:
         return False
     return all(pid_alive(pid) for pid in state["pids"].values())

@@ -24,7 +24,7 @@ from mlflow.types import Schema, TensorSpec
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer import checkpoint
 from trainyard.trainer.config import TrainConfig
 from trainyard.trainer.distributed import SINGLE, Replica, check_processes, launch
@@ -46,7 +46,7 @@ class History:
 
 def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
-        raise StageError("--device cuda was requested but no CUDA device is visible to torch")
+        raise UserError("--device cuda was requested but no CUDA device is visible to torch")
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(requested)
@@ -73,7 +73,7 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
         return torch.optim.SGD(
             params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
         )
-    raise StageError(f"unknown optimizer {config.optimizer!r}")
+    raise UserError(f"unknown optimizer {config.optimizer!r}")
 
 
 def train_epoch(
@@ -194,7 +194,7 @@ class Trainer:
             val_loss, val_accuracy = evaluate_split(self.network, x_val, y_val)
             self.seconds += time.perf_counter() - started
             if not (math.isfinite(train_loss) and math.isfinite(val_loss)):
-                raise StageError(
+                raise UserError(
                     f"training diverged at epoch {epoch}: loss is {train_loss}; "
                     f"lower the learning rate (now {config.lr})"
                 )
@@ -248,7 +248,7 @@ def train(
     """
     config.check()
     if checkpoint_every < 1:
-        raise StageError(f"checkpoint-every must be at least 1, got {checkpoint_every}")
+        raise UserError(f"checkpoint-every must be at least 1, got {checkpoint_every}")
     device = resolve_device(config.device)
     check_processes(processes, device.type)
     arguments = (manifest_url, config, experiment, run_name, tags, checkpoint_url, checkpoint_every)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from mlflow import MlflowClient
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer.config import DEFAULT_MIN_ACCURACY, DEFAULT_MIN_IMPROVEMENT
 from trainyard.trainer.features import load_manifest, load_raw_holdout
 from trainyard.trainer.registry import read_aliases, version_uri
@@ -92,7 +92,7 @@ def evaluate(
     try:
         candidate_accuracy = score(model_uri, x, y)
     except Exception as exc:
-        raise StageError(f"candidate model {model_uri} could not be scored: {exc}") from exc
+        raise UserError(f"candidate model {model_uri} could not be scored: {exc}") from exc
     champion = read_champion(model_name, x, y)
     deploy, reason = decide(candidate_accuracy, champion, min_accuracy, min_improvement)
     log.info("gate: deploy=%s (%s)", deploy, reason)

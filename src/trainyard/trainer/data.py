@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.datasets import load_digits
 
 from trainyard import storage
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer.schema import LABEL_COLUMN, PIXEL_COLUMNS, PIXEL_RANGE, daily_data_url
 
 log = logging.getLogger(__name__)
@@ -26,13 +26,13 @@ def parse_date(value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise StageError(f"date {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise UserError(f"date {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 def build_day(day: dt.date, sample_fraction: float = 0.9, shift: bool = True) -> pd.DataFrame:
     """The dataset for `day`: deterministic for a given date and options."""
     if not 0.0 < sample_fraction <= 1.0:
-        raise StageError(f"sample fraction must be in (0, 1], got {sample_fraction}")
+        raise UserError(f"sample fraction must be in (0, 1], got {sample_fraction}")
     digits = load_digits()
     pixels = digits.data.astype(np.float32)
     labels = digits.target.astype(np.int64)

@@ -3,7 +3,7 @@
 `launch` is the trainer's own launcher (what torchrun does, for one node): it picks a
 free local port for the process group's rendezvous, starts N worker processes (spawned,
 so CUDA initialises in each), waits for all of them and hands back rank 0's result. A
-worker that fails with a `StageError` leaves its one-line message for the launcher, which
+worker that fails with a `UserError` leaves its one-line message for the launcher, which
 raises it; if one worker dies, the others are stopped. NCCL on GPUs, gloo on CPU.
 """
 
@@ -28,7 +28,7 @@ from torch.multiprocessing.spawn import (
     start_processes,
 )
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,9 @@ def free_port() -> int:
 
 def check_processes(processes: int, device_type: str) -> None:
     if processes < 1:
-        raise StageError(f"processes must be at least 1, got {processes}")
+        raise UserError(f"processes must be at least 1, got {processes}")
     if device_type == "cuda" and processes > torch.cuda.device_count():
-        raise StageError(
+        raise UserError(
             f"{processes} training processes need {processes} GPUs; "
             f"torch sees {torch.cuda.device_count()}"
         )
@@ -114,8 +114,8 @@ def launch(
         except (ProcessRaisedException, ProcessExitedException) as exc:
             errors = sorted(Path(folder).glob("error-*.txt"))
             if errors:
-                raise StageError(errors[0].read_text().strip()) from None
-            raise StageError(
+                raise UserError(errors[0].read_text().strip()) from None
+            raise UserError(
                 f"a training process failed: {str(exc).strip().splitlines()[0]}"
             ) from None
         result: dict[str, Any] = pickle.loads(Path(folder, RESULT_FILE).read_bytes())
@@ -152,7 +152,7 @@ def _worker(
         result = work(Replica(rank, world), device, *arguments)
         if rank == 0:
             Path(folder, RESULT_FILE).write_bytes(pickle.dumps(result))
-    except StageError as exc:
+    except UserError as exc:
         Path(folder, f"error-{rank}.txt").write_text(str(exc))
         raise
     except BaseException:

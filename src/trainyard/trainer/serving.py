@@ -19,7 +19,7 @@ from typing import Protocol
 import numpy as np
 import requests
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 
 URL_ENV = "TRAINYARD_SERVING_URL"
 DEPLOYMENT_ENV = "TRAINYARD_SERVING_DEPLOYMENT"
@@ -29,7 +29,7 @@ TIMEOUT_ENV = "TRAINYARD_SERVING_TIMEOUT_S"
 DEFAULT_TIMEOUT_S = 600.0
 
 
-class ServingError(StageError):
+class ServingError(UserError):
     """The model server did not come up with the new model, or answered wrongly."""
 
 

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from trainyard import storage
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer.schema import LABEL_COLUMN, PIXEL_COLUMNS
 from trainyard.trainer.validate import check_frame
 
@@ -34,9 +34,9 @@ def split_frame(
     frame: pd.DataFrame, seed: int, validation_fraction: float, test_fraction: float
 ) -> dict[str, pd.DataFrame]:
     if not (0 < validation_fraction < 1 and 0 < test_fraction < 1):
-        raise StageError("validation and test fractions must each be in (0, 1)")
+        raise UserError("validation and test fractions must each be in (0, 1)")
     if validation_fraction + test_fraction >= 0.5:
-        raise StageError(
+        raise UserError(
             f"validation ({validation_fraction}) + test ({test_fraction}) fractions leave "
             "less than half of the rows for training"
         )

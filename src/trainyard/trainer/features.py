@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from trainyard import storage
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 from trainyard.trainer.model import FEATURE_COLUMNS, derive_features
 from trainyard.trainer.preprocess import HOLDOUT_RAW, SCALER, SPLITS
 from trainyard.trainer.schema import LABEL_COLUMN, N_CLASSES, PIXEL_COLUMNS
@@ -31,7 +31,7 @@ MANIFEST_VERSION = 1
 def engineer(scaled: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [c for c in [*PIXEL_COLUMNS, LABEL_COLUMN] if c not in scaled.columns]
     if missing:
-        raise StageError(f"{source}: not a preprocessed split, missing columns {missing[:5]}")
+        raise UserError(f"{source}: not a preprocessed split, missing columns {missing[:5]}")
     with torch.no_grad():
         derived = derive_features(
             torch.from_numpy(scaled[PIXEL_COLUMNS].to_numpy(np.float32, copy=True))
@@ -91,7 +91,7 @@ def build_features(prepared_url: str, output_url: str) -> dict[str, Any]:
 def load_manifest(manifest_url: str) -> dict[str, Any]:
     manifest = storage.read_json(manifest_url)
     if not isinstance(manifest, dict) or manifest.get("version") != MANIFEST_VERSION:
-        raise StageError(
+        raise UserError(
             f"{manifest_url}: not a trainyard feature manifest (version {MANIFEST_VERSION})"
         )
     return manifest
@@ -100,7 +100,7 @@ def load_manifest(manifest_url: str) -> dict[str, Any]:
 def _read_checked(url: str, expected_sha256: str) -> pd.DataFrame:
     payload = storage.read_bytes(url)
     if hashlib.sha256(payload).hexdigest() != expected_sha256:
-        raise StageError(f"{url}: content does not match its manifest (overwritten since?)")
+        raise UserError(f"{url}: content does not match its manifest (overwritten since?)")
     return storage.read_parquet_bytes(payload, url)
 
 

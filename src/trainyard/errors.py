@@ -10,8 +10,9 @@ def error_line(stage: str, error: object) -> str:
     return f"{ERROR_PREFIX}{stage}{ERROR_MARK}{error}"
 
 
-class StageError(Exception):
-    """A pipeline stage cannot go on: bad data, missing input, unreachable service.
+class UserError(Exception):
+    """Something the user can fix: bad data or options, missing input, an unreachable service.
 
-    The CLI prints the message and exits non-zero; nothing is written.
+    Raised by the trainer's stages and by the `trainyard` command alike; their CLIs print the
+    message as one line and exit non-zero, without a traceback.
     """

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainyard.errors import StageError
+from trainyard.errors import UserError
 
 DEFAULT_WORKDIR = Path(".trainyard")
 
@@ -73,18 +73,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "up":
-            platform = runtime.start(
+            stack = runtime.start(
                 args.workdir,
                 mlflow_backend=args.mlflow_backend,
                 user_dags=args.dags_folder,
                 metadata_db=args.metadata_db,
             )
-            for name, url in platform.state()["urls"].items():
+            for name, url in stack.state()["urls"].items():
                 print(f"{name:<8} {url}")
-            print(f"Airflow user admin, password in {platform.airflow.password_file}")
-            if platform.postgres:
-                print(f"PostgreSQL user trainyard, password in {platform.postgres.passfile}")
-            took = ", ".join(f"{k} {v:.1f} s" for k, v in platform.startup_seconds.items())
+            print(f"Airflow user admin, password in {stack.airflow.password_file}")
+            if stack.postgres:
+                print(f"PostgreSQL user trainyard, password in {stack.postgres.passfile}")
+            took = ", ".join(f"{k} {v:.1f} s" for k, v in stack.startup_seconds.items())
             print(f"ready: {took}")
         elif args.command == "down":
             print("stopped:", ", ".join(runtime.stop(args.workdir)) or "nothing was running")
@@ -112,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 user_dags=args.dags_folder,
                 metadata_db=args.metadata_db,
             )
-    except StageError as exc:
+    except UserError as exc:
         print(f"trainyard {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0
