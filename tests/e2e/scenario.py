@@ -133,16 +133,19 @@ def run_day(
 
 
 def failed_logs(api: AirflowApi, run_id: str) -> str:
-    """The log tails of the failed tasks: a CI run's output is all there is to read later."""
+    """The log tails of the failed tasks, every try (a retry may fail for a reason the first try
+    left behind): a CI run's output is all there is to read later."""
     report = []
     for ti in api.task_instances(DAG_ID, run_id):
         if state_name(ti.state) != "failed":
             continue
-        try:
-            tail = api.log_tail(DAG_ID, run_id, ti)
-        except Exception as exc:  # a report, not the test: the failure above is what counts
-            tail = f"(log not readable: {exc})"
-        report.append(f"\n--- log of {ti.task_id}[{ti.map_index}], try {ti.try_number} ---\n{tail}")
+        for attempt in range(1, ti.try_number + 1):
+            try:
+                tail = api.log_tail(DAG_ID, run_id, ti, attempt)
+            except Exception as exc:  # a report, not the test: the failure above is what counts
+                tail = f"(log not readable: {exc})"
+            name = f"{ti.task_id}[{ti.map_index}]"
+            report.append(f"\n--- log of {name}, try {attempt} of {ti.try_number} ---\n{tail}")
     return "".join(report)
 
 

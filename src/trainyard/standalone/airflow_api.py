@@ -117,10 +117,12 @@ class AirflowApi:
         ).task_instances
         return items
 
-    def log_tail(self, dag_id: str, run_id: str, ti: TaskInstanceResponse, lines: int = 30) -> str:
-        """The last lines of a task instance's log (its latest try), for a failure report."""
+    def log_tail(
+        self, dag_id: str, run_id: str, ti: TaskInstanceResponse, try_number: int, lines: int = 30
+    ) -> str:
+        """The last lines of one try of a task instance's log, for a failure report."""
         response = self.task_instances_api.get_log(
-            dag_id, run_id, ti.task_id, ti.try_number, full_content=True, map_index=ti.map_index
+            dag_id, run_id, ti.task_id, try_number, full_content=True, map_index=ti.map_index
         )
         entries = response.content.actual_instance or []
         text = [
