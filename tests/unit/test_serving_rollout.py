@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -178,7 +180,59 @@ def test_smoke_test_names_what_is_wrong(server, code, body, message):
 
 def test_smoke_test_of_an_unreachable_server(tmp_path: Path):
     with pytest.raises(serving.ServingError, match="unreachable"):
-        serving.smoke_test("http://127.0.0.1:9", ROWS, EXPECTED, timeout_s=2)
+        serving.smoke_test("http://127.0.0.1:9", ROWS, EXPECTED, timeout_s=2, attempts=1)
+
+
+def test_smoke_test_waits_for_a_server_the_service_reaches_late():
+    """Right after a rollout the Service may refuse connections for a few seconds (endpoints,
+    kube-proxy): a single try failed the deploy, and its retries then refused the version the
+    failed try had tagged rolled back."""
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens there: connections are refused until the server starts
+    logits = json.dumps({"predictions": (EXPECTED * 5).tolist()})
+
+    def start_late() -> None:
+        time.sleep(1.5)
+        httpd = ThreadingHTTPServer(("127.0.0.1", port), _Answers)
+        started.append(httpd)
+        httpd.serve_forever()
+
+    started: list[ThreadingHTTPServer] = []
+    _Answers.answer = (200, logits)
+    threading.Thread(target=start_late, daemon=True).start()
+    try:
+        assert serving.smoke_test(f"http://127.0.0.1:{port}", ROWS, EXPECTED) == 3
+    finally:
+        for httpd in started:
+            httpd.shutdown()
+
+
+def test_smoke_test_retries_a_proxys_503_but_not_the_models_500(server):
+    class Unavailable(_Answers):
+        left = 2
+        posts = 0
+
+        def do_POST(self) -> None:
+            Unavailable.posts += 1
+            if Unavailable.left:
+                Unavailable.left -= 1
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(503)
+                self.end_headers()
+                return
+            super().do_POST()
+
+    logits = json.dumps({"predictions": (EXPECTED * 5).tolist()})
+    server.RequestHandlerClass = Unavailable
+    url = answering(server, 200, logits)
+    assert serving.smoke_test(url, ROWS, EXPECTED) == 3
+    assert Unavailable.left == 0
+    assert Unavailable.posts == 3
+    with pytest.raises(serving.ServingError, match="answered 500"):
+        serving.smoke_test(answering(server, 500, "model failed"), ROWS, EXPECTED)
+    assert Unavailable.posts == 4, "a 500 is the model's answer: not retried"
 
 
 def test_local_server_that_cannot_load_the_model_fails_with_its_log(tmp_path, monkeypatch):

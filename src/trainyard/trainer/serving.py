@@ -18,6 +18,8 @@ from typing import Protocol
 
 import numpy as np
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from trainyard.errors import UserError
 
@@ -45,16 +47,40 @@ class ModelServer(Protocol):
         """Stop serving (there is no champion left to serve)."""
 
 
-def smoke_test(url: str, rows: np.ndarray, expected: np.ndarray, timeout_s: float = 60) -> int:
+def reach_retry(attempts: int) -> Retry:
+    """Retries for reaching a server that just became ready: a Service routes to new pods a few
+    seconds after they are Ready (endpoints, kube-proxy), and until then connections are refused
+    or a proxy answers 502/503/504. Those are retried with backoff (1, 2, 4, 8, then 10 s:
+    ~45 s for 8 attempts); an answer, even a 500, is not: it is the model's."""
+    return Retry(
+        total=attempts,
+        connect=attempts,
+        read=0,
+        other=0,
+        status=attempts,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=frozenset({"POST"}),
+        backoff_factor=0.5,
+        backoff_max=10,
+        raise_on_status=False,
+    )
+
+
+def smoke_test(
+    url: str, rows: np.ndarray, expected: np.ndarray, timeout_s: float = 60, attempts: int = 8
+) -> int:
     """POST `rows` to `/invocations`; the served classes must equal `expected`. Returns rows."""
-    try:
-        response = requests.post(
-            url.rstrip("/") + "/invocations",
-            json={"inputs": rows.tolist()},
-            timeout=timeout_s,
-        )
-    except requests.RequestException as exc:
-        raise ServingError(f"smoke test: {url}/invocations unreachable: {exc}") from exc
+    with requests.Session() as session:
+        session.mount("http://", HTTPAdapter(max_retries=reach_retry(attempts)))
+        session.mount("https://", HTTPAdapter(max_retries=reach_retry(attempts)))
+        try:
+            response = session.post(
+                url.rstrip("/") + "/invocations",
+                json={"inputs": rows.tolist()},
+                timeout=timeout_s,
+            )
+        except requests.RequestException as exc:
+            raise ServingError(f"smoke test: {url}/invocations unreachable: {exc}") from exc
     if response.status_code != 200:
         raise ServingError(
             f"smoke test: {url}/invocations answered {response.status_code}: {response.text[:300]}"
