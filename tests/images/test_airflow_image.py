@@ -131,6 +131,17 @@ print(json.dumps(loaded))
 """
 
 
+def fab_config_in_the_image(
+    image: BuiltImage, fab: dict[str, Any], env: dict[str, str], tmp_path: Path
+) -> dict[str, Any]:
+    """What FAB loads in the api-server rendered with `airflow.auth.fab` values, given `env`."""
+    objects = render_chart({"airflow": {"auth": {"fab": fab}}})
+    proc = run_as_the_chart(image.ref, objects, "api-server", tmp_path, env, LOAD_FAB_CONFIG)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    loaded: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return loaded
+
+
 def test_fab_loads_the_charts_sign_in_settings(airflow_image: BuiltImage, tmp_path: Path) -> None:
     oidc = {
         "name": "keycloak",
@@ -140,13 +151,8 @@ def test_fab_loads_the_charts_sign_in_settings(airflow_image: BuiltImage, tmp_pa
         "serverMetadataUrl": "https://idp.example.com/realms/ml/.well-known/openid-configuration",
     }
     fab = {"type": "oauth", "oauth": {"providers": [oidc]}, "rolesMapping": {"ml": ["Op"]}}
-    objects = render_chart({"airflow": {"auth": {"fab": fab}}})
     env = {"TRAINYARD_OAUTH_0_CLIENT_SECRET": "from-the-secret"}
-    proc = run_as_the_chart(
-        airflow_image.ref, objects, "api-server", tmp_path, env, LOAD_FAB_CONFIG
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    loaded = fab_config_in_the_image(airflow_image, fab, env, tmp_path)
     assert loaded["AUTH_TYPE"] == "oauth"
     assert loaded["AUTH_ROLES_MAPPING"] == {"ml": ["Op"]}
     (provider,) = loaded["OAUTH_PROVIDERS"]
@@ -155,13 +161,8 @@ def test_fab_loads_the_charts_sign_in_settings(airflow_image: BuiltImage, tmp_pa
 
     ldap = {"server": "ldaps://ldap.example.com", "search": "dc=example,dc=com"}
     ldap["bindPassword"] = {"existingSecret": "ldap-bind", "key": "password"}
-    objects = render_chart({"airflow": {"auth": {"fab": {"type": "ldap", "ldap": ldap}}}})
     env = {"TRAINYARD_LDAP_BIND_PASSWORD": "bind-secret"}
-    proc = run_as_the_chart(
-        airflow_image.ref, objects, "api-server", tmp_path, env, LOAD_FAB_CONFIG
-    )
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    loaded = fab_config_in_the_image(airflow_image, {"type": "ldap", "ldap": ldap}, env, tmp_path)
     assert loaded["AUTH_TYPE"] == "ldap"
     assert loaded["AUTH_LDAP_SERVER"] == ldap["server"]
     assert loaded["AUTH_LDAP_BIND_PASSWORD"] == "bind-secret"

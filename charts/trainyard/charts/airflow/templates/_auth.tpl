@@ -23,6 +23,19 @@ core:
 {{- end -}}
 {{- end -}}
 
+{{/* Where the LDAP server's CA Secret (auth.fab.ldap.caSecret) is mounted, and its name when LDAP
+sign-in has one (empty otherwise): FAB's settings, the volume and the mount agree through these. */}}
+{{- define "airflow.fab.ldapCaFolder" -}}/opt/airflow/fab/ldap-ca{{- end -}}
+
+{{- define "airflow.fab.ldapCaSecret" -}}
+{{- if and (include "airflow.auth.isFab" .) (eq .Values.auth.fab.type "ldap") }}{{ .Values.auth.fab.ldap.caSecret }}{{ end -}}
+{{- end -}}
+
+{{/* FAB signs users in with passwords: the migration creates the first admin from the Secret. */}}
+{{- define "airflow.auth.createsAdmin" -}}
+{{- if and (include "airflow.auth.isFab" .) (eq .Values.auth.fab.type "db") }}true{{ end -}}
+{{- end -}}
+
 {{- define "airflow.fab.configMapName" -}}
 {{- include "trainyard.fullname" (dict "root" . "component" "airflow-fab-config") -}}
 {{- end -}}
@@ -64,8 +77,8 @@ Secrets, so the ConfigMap holds none.
 {{- $_ := set $settings "AUTH_LDAP_LASTNAME_FIELD" $ldap.lastNameField }}
 {{- $_ := set $settings "AUTH_LDAP_EMAIL_FIELD" $ldap.emailField }}
 {{- $_ := set $settings "AUTH_LDAP_GROUP_FIELD" $ldap.groupField }}
-{{- if $ldap.caSecret }}
-{{- $_ := set $settings "AUTH_LDAP_TLS_CACERTFILE" "/opt/airflow/fab/ldap-ca/ca.crt" }}
+{{- if include "airflow.fab.ldapCaSecret" . }}
+{{- $_ := set $settings "AUTH_LDAP_TLS_CACERTFILE" (printf "%s/ca.crt" (include "airflow.fab.ldapCaFolder" .)) }}
 {{- end }}
 {{- end }}
 {{- toJson $settings -}}
@@ -100,10 +113,10 @@ Secrets, so the ConfigMap holds none.
 - name: fab-config
   configMap:
     name: {{ include "airflow.fab.configMapName" . }}
-{{- if and (eq .Values.auth.fab.type "ldap") .Values.auth.fab.ldap.caSecret }}
+{{- with include "airflow.fab.ldapCaSecret" . }}
 - name: ldap-ca
   secret:
-    secretName: {{ .Values.auth.fab.ldap.caSecret | quote }}
+    secretName: {{ . | quote }}
     defaultMode: 0444
     items:
       - key: ca.crt
@@ -129,9 +142,9 @@ Secrets, so the ConfigMap holds none.
 - name: fab-config
   mountPath: /opt/airflow/fab
   readOnly: true
-{{- if and (eq .Values.auth.fab.type "ldap") .Values.auth.fab.ldap.caSecret }}
+{{- if include "airflow.fab.ldapCaSecret" . }}
 - name: ldap-ca
-  mountPath: /opt/airflow/fab/ldap-ca
+  mountPath: {{ include "airflow.fab.ldapCaFolder" . }}
   readOnly: true
 {{- end }}
 {{- else }}
@@ -174,13 +187,13 @@ Airflow is kept; Airflow's CLI action log masks the --password value.
 {{- define "airflow.auth.afterMigrate" -}}
 {{- if include "airflow.auth.isFab" . -}}
 airflow sync-perm
-{{- if eq .Values.auth.fab.type "db" }} && airflow users create --role Admin --username {{ .Values.auth.adminUsername | squote }} --email {{ .Values.auth.adminEmail | squote }} --firstname Airflow --lastname Admin --password "$TRAINYARD_ADMIN_PASSWORD"
+{{- if include "airflow.auth.createsAdmin" . }} && airflow users create --role Admin --username {{ .Values.auth.adminUsername | squote }} --email {{ .Values.auth.adminEmail | squote }} --firstname Airflow --lastname Admin --password "$TRAINYARD_ADMIN_PASSWORD"
 {{- end -}}
 {{- end -}}
 {{- end -}}
 
 {{- define "airflow.auth.adminPasswordEnv" -}}
-{{- if and (include "airflow.auth.isFab" .) (eq .Values.auth.fab.type "db") }}
+{{- if include "airflow.auth.createsAdmin" . }}
 - name: TRAINYARD_ADMIN_PASSWORD
   valueFrom:
     secretKeyRef:
