@@ -13,6 +13,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from tests.conftest import unavailable
+
 from .fleet import Fleet, create_fleet
 from .kwok import KwokCluster, static_storage, toolchain_dir
 from .trainer_pods import PodBuilder
@@ -44,7 +46,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 def kwok_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KwokCluster]:
     bin_dir, why = toolchain_dir()
     if bin_dir is None:
-        pytest.skip(why)
+        unavailable(why)
     cluster = KwokCluster(bin_dir, tmp_path_factory.mktemp("kwok"))
     try:
         cluster.create()

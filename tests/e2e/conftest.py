@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import unavailable
+
 from . import images, kindconfig, offline, prereqs
 from .figures import FIGURES
 from .kindenv import FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
@@ -125,7 +127,7 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         built = images.built_images([*images.BUILD_IMAGES_ARGS, *sources.build_args])
         _build_images(built, bool(option("no_image_build")), sources.build_args)
     except prereqs.UnavailableError as exc:
-        pytest.skip(str(exc))
+        unavailable(str(exc))
     kind, kubectl = sources.kind, sources.kubectl
 
     from pytest_kind import KindCluster  # noqa: PLC0415 (only where a cluster can exist)

@@ -1,8 +1,8 @@
 """What a kind run needs from the machine, each check with the exact reason it cannot run here.
 
-The e2e fixture turns UnavailableError into a pytest skip: on machines without kind, a Docker
-engine or registry access (CI here) the kind tests are collected and reported as skipped with
-this reason, never passed. Anything else that goes wrong is a failure.
+The e2e fixture turns UnavailableError into a pytest skip on a developer's machine without
+kind, a Docker engine or the offline toolchain (reported as skipped with this reason, never
+passed), and into a failure in CI, which provides all of them. Anything else is a failure.
 """
 
 from __future__ import annotations

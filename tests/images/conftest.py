@@ -23,7 +23,7 @@ from pathlib import Path
 import dockerfile
 import pytest
 
-from tests.conftest import Services, StageRun
+from tests.conftest import Services, StageRun, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_IMAGES = REPO / "scripts" / "build-images"
@@ -81,16 +81,16 @@ def _why_dockerd_failed(log: Path) -> str:
 def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A running Docker engine: the machine's, or a dockerd started here (and stopped after)."""
     if not shutil.which("docker"):
-        pytest.skip("no Docker engine: the docker CLI is not installed")
+        unavailable("no Docker engine: the docker CLI is not installed")
     ok, detail = _engine_answers()
     if ok:
         yield detail
         return
     dockerd = shutil.which("dockerd", path=SEARCH_PATH)
     if not dockerd:
-        pytest.skip(f"no Docker engine: `docker info` failed ({detail}); dockerd not installed")
+        unavailable(f"no Docker engine: `docker info` failed ({detail}); dockerd not installed")
     if os.geteuid() != 0:
-        pytest.skip(f"no Docker engine: `docker info` failed ({detail}); dockerd needs root")
+        unavailable(f"no Docker engine: `docker info` failed ({detail}); dockerd needs root")
     log = tmp_path_factory.mktemp("dockerd") / "dockerd.log"
     with log.open("wb") as out:
         daemon = subprocess.Popen(
@@ -100,9 +100,9 @@ def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 90
         while not (ok := _engine_answers())[0]:
             if daemon.poll() is not None:
-                pytest.skip(f"dockerd failed to start: {_why_dockerd_failed(log)}")
+                unavailable(f"dockerd failed to start: {_why_dockerd_failed(log)}")
             if time.monotonic() > deadline:
-                pytest.skip(
+                unavailable(
                     f"dockerd failed to start: no answer in 90 s: {_why_dockerd_failed(log)}"
                 )
             time.sleep(1)
@@ -125,9 +125,9 @@ def python_base(docker_engine: str) -> str:
     if docker("image", "inspect", LOCAL_PYTHON_BASE, check=False).returncode == 0:
         return LOCAL_PYTHON_BASE
     if not shutil.which("debootstrap", path=SEARCH_PATH):
-        pytest.skip("cannot make the python base image offline: debootstrap not installed")
+        unavailable("cannot make the python base image offline: debootstrap not installed")
     if os.geteuid() != 0:
-        pytest.skip("cannot make the python base image offline: debootstrap needs root")
+        unavailable("cannot make the python base image offline: debootstrap needs root")
     started = time.monotonic()
     proc = subprocess.run(
         [str(MAKE_BASE), "--tag", LOCAL_PYTHON_BASE],
