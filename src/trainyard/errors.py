@@ -1,13 +1,36 @@
 """Errors that mean "the input is wrong", reported to the user as one clear line."""
 
+import contextlib
+import os
+from pathlib import Path
+
 # The trainer's one line on stderr: "trainyard.trainer <stage>: error: <what>". The laptop's
 # pod operator and the failure alerts find it in a stage's output by these.
 ERROR_PREFIX = "trainyard.trainer "
 ERROR_MARK = ": error: "
 
 
+# Where a Kubernetes container's termination message goes (the container's default
+# terminationMessagePath): the kubelet reads it into the pod's status, and the pod operator
+# puts it into the task's exception, where the failure alert finds the line.
+TERMINATION_LOG = "/dev/termination-log"
+
+
 def error_line(stage: str, error: object) -> str:
     return f"{ERROR_PREFIX}{stage}{ERROR_MARK}{error}"
+
+
+def report_termination(line: str) -> None:
+    """Leave `line` as the container's termination message, when there is a container.
+
+    The kubelet creates the file in every container it starts; a laptop has none, and then
+    nothing is written (the laptop's pod operator reads the line from the stage's stderr).
+    """
+    path = Path(os.environ.get("TRAINYARD_TERMINATION_LOG") or TERMINATION_LOG)
+    if not path.is_file():
+        return
+    with contextlib.suppress(OSError):  # a read-only or odd mount: the line is on stderr
+        path.write_text(line + "\n")
 
 
 class UserError(Exception):

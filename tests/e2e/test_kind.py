@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+from kubernetes import client as kube_client
+from kubernetes import config as kube_config
 from packaging.version import Version
+
+from trainyard.pipeline import alerts
+from trainyard.pipeline.pod_tasks import TRAINER_COMMAND
 
 from . import images, previous_chart
 from .figures import record, timed
@@ -107,6 +113,11 @@ class TestCluster:
             )  # fmt: skip
             logs = kube.run("logs", "smoke-client", "--namespace", SMOKE_NAMESPACE)
             claim = kube.get("pvc", "smoke-data", "--namespace", SMOKE_NAMESPACE)
+            kube.run(
+                "wait", "pod/smoke-stage-error", "--namespace", SMOKE_NAMESPACE,
+                "--for=jsonpath={.status.phase}=Failed", "--timeout=300s",
+            )  # fmt: skip
+            stage_error = _pod_operator_failure(kube.kubeconfig, "smoke-stage-error")
         except Exception:
             kind_env.dump("cluster-smoke", namespaces=[SMOKE_NAMESPACE])
             raise
@@ -118,6 +129,30 @@ class TestCluster:
         assert "resolved smoke-server." in logs, logs
         assert "served: hello from smoke-server" in logs, logs
         assert "volume: written and read" in logs, logs
+        # A stage's one error line reaches the pod operator's exception through the kubelet's
+        # termination message, and the failure alert picks exactly that line.
+        assert alerts.one_line(stage_error) == (
+            f"trainyard.trainer validate: error: {MISSING_DATA}: not found"
+        ), stage_error
+
+
+MISSING_DATA = "file:///nonexistent/daily/2026-01-01/data.parquet"
+
+
+def _pod_operator_failure(kubeconfig: Path, pod_name: str) -> Exception:
+    """The exception the KubernetesPodOperator raises for this failed pod (its own cleanup)."""
+    api = kube_client.CoreV1Api(kube_config.new_client_from_config(str(kubeconfig)))
+    remote_pod = api.read_namespaced_pod(pod_name, SMOKE_NAMESPACE)
+    operator = KubernetesPodOperator(
+        task_id="smoke", name=pod_name, namespace=SMOKE_NAMESPACE, image="unused",
+        config_file=str(kubeconfig), in_cluster=False, on_finish_action="keep_pod",
+        base_container_name="base",
+    )  # fmt: skip
+    try:
+        operator.cleanup(remote_pod, remote_pod)
+    except Exception as exc:
+        return exc
+    pytest.fail(f"the pod operator took the failed pod {pod_name} for a success")
 
 
 def _smoke_objects(image: str) -> list[dict[str, Any]]:
@@ -198,6 +233,25 @@ def _smoke_objects(image: str) -> list[dict[str, Any]]:
                     }
                 ],
                 "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "smoke-data"}}],
+            },
+        },
+        {
+            # A trainer stage on bad input, its container named and its termination message
+            # kept as the DAG's pod tasks have them.
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "smoke-stage-error", **meta},
+            "spec": {
+                **pod_spec,
+                "containers": [
+                    {
+                        "name": "base",
+                        "image": image,
+                        "imagePullPolicy": "Never",
+                        "command": [*TRAINER_COMMAND, "validate", "--data", MISSING_DATA],
+                        "terminationMessagePolicy": "FallbackToLogsOnError",
+                    }
+                ],
             },
         },
     ]

@@ -202,6 +202,8 @@ def test_kubernetes_runtime_builds_gpu_pods_from_the_platform_config(tmp_path, m
     terms = spec.affinity.node_affinity.required_during_scheduling_ignored_during_execution
     assert terms.node_selector_terms[0].match_expressions[0].values == ["NVIDIA-H100"]
     assert container.security_context.allow_privilege_escalation is False
+    # The trainer's error line (or a crash's log tail) becomes the task's exception.
+    assert container.termination_message_policy == "FallbackToLogsOnError"
     assert spec.security_context.run_as_non_root is True
     assert pod.metadata.labels["app.kubernetes.io/part-of"] == "trainyard"
 

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.unit
 URL = "s3://datasets/digits/daily/2026-01-01/features.parquet"
 
 
-def stage(tmp_path: Path, **env: str) -> list[str]:
-    """Run `validate` on URL with `env` instead of any AWS settings; its stderr lines."""
+def stage(tmp_path: Path, *arguments: str, **env: str) -> list[str]:
+    """Run a stage (`validate` on URL unless given) with `env` instead of any AWS settings;
+    its stderr lines."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     clean.update(
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
@@ -30,7 +31,7 @@ def stage(tmp_path: Path, **env: str) -> list[str]:
     )
     command = [sys.executable, "-m", "trainyard.trainer", "--xcom-dir", str(tmp_path)]
     proc = subprocess.run(
-        [*command, "validate", "--data", URL],
+        [*command, *(arguments or ("validate", "--data", URL))],
         env=clean,
         capture_output=True,
         text=True,
@@ -78,3 +79,31 @@ def test_no_endpoint_is_one_line(tmp_path: Path) -> None:
     assert lines[0].startswith(
         f"trainyard.trainer validate: error: {URL}: no S3 endpoint: AWS_ENDPOINT_URL_S3 is not set"
     ), lines
+
+
+def test_a_write_without_credentials_is_one_line(tmp_path: Path) -> None:
+    root = "s3://datasets/digits"
+    lines = stage(
+        tmp_path,
+        "publish", "--root", root, "--date", "2026-01-01",
+        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{closed_port()}",
+    )  # fmt: skip
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"trainyard.trainer publish: error: {root}/"), lines
+    assert lines[0].endswith(
+        ": no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile "
+        "or role)"
+    ), lines
+
+
+def test_the_error_line_is_the_containers_termination_message(tmp_path: Path) -> None:
+    """In a pod the kubelet reads the termination log into the pod's status, where the pod
+    operator (and so the failure alert) finds it; the file stands in for the kubelet's."""
+    termination_log = tmp_path / "termination-log"
+    termination_log.touch()
+    lines = stage(
+        tmp_path,
+        AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{closed_port()}",
+        TRAINYARD_TERMINATION_LOG=str(termination_log),
+    )
+    assert termination_log.read_text().splitlines() == lines

@@ -54,6 +54,10 @@ def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
         "on_finish_action": "delete_succeeded_pod",  # keep failed pods for debugging
         "get_logs": True,
         "log_events_on_failure": True,
+        # The trainer writes its one error line to the termination log, which the pod operator
+        # puts in the task's exception (the failure alert's line); a crash that wrote none
+        # leaves the log's tail there instead.
+        "termination_message_policy": "FallbackToLogsOnError",
         "durable": True,  # a restarted worker reattaches to the running pod
         # The triggerer's async hook, unlike the sync one, has no in-cluster fallback.
         "in_cluster": True,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainyard.errors import UserError, error_line
+from trainyard.errors import UserError, error_line, report_termination
 from trainyard.trainer import config
 from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
 from trainyard.trainer.xcom import write_result
@@ -255,7 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result = STAGES[args.stage](args)
     except UserError as exc:
-        print(error_line(args.stage, exc), file=sys.stderr)
+        line = error_line(args.stage, exc)
+        print(line, file=sys.stderr)
+        report_termination(line)
         return 1
     path = write_result(result, args.xcom_dir)
     print(json.dumps(result, indent=2, sort_keys=True))
