@@ -30,16 +30,27 @@ def checks(serving_deployment: str, credentials_secret: str) -> list[Check]:
     """The verbs that matter here: launching and reading pods (worker pod arguments carry
     Execution API tokens), their logs and exec, Secrets (the trainer credentials by name), and
     scaling the model server."""
-    out = [Check(v, "pods") for v in ("get", "list", "watch", "create", "patch", "delete")]
+    pod_verbs = ("get", "list", "watch", "create", "patch", "update", "delete", "deletecollection")
+    out = [Check(v, "pods") for v in pod_verbs]
     out += [Check("get", "pods/log"), Check("create", "pods/exec"), Check("get", "pods/exec")]
-    out += [Check(v, "secrets") for v in ("get", "list", "create")]
+    # Other ways into a running pod, or to change one, that no launcher needs.
+    out += [Check("create", "pods/attach"), Check("create", "pods/portforward")]
+    out += [Check("patch", "pods/ephemeralcontainers"), Check("patch", "pods/status")]
+    out += [Check(v, "secrets") for v in ("get", "list", "watch", "create")]
     out += [Check("get", "secrets", credentials_secret)]
     out += [Check(v, "configmaps") for v in ("get", "list", "create")]
-    out += [Check(v, "apps/deployments") for v in ("get", "list", "patch")]
+    # Another identity: a token of any ServiceAccount in the namespace, or impersonation.
+    out += [Check("create", "serviceaccounts/token"), Check("impersonate", "serviceaccounts")]
+    out += [Check(v, "apps/deployments") for v in ("get", "list", "patch", "update")]
     out += [Check(v, "apps/deployments", serving_deployment) for v in ("get", "watch", "patch")]
+    out += [Check("update", "apps/deployments", serving_deployment)]
     out += [Check("patch", "apps/deployments/scale", serving_deployment)]
-    out += [Check("create", "batch/jobs"), Check("list", "events")]
-    out += [Check(v, "rbac.authorization.k8s.io/rolebindings") for v in ("create", "patch")]
+    out += [Check("create", "batch/jobs")]
+    out += [Check(v, "events") for v in ("get", "list", "watch")]
+    rbac = "rbac.authorization.k8s.io"
+    out += [Check(v, f"{rbac}/rolebindings") for v in ("create", "patch")]
+    # Granting oneself more than one has.
+    out += [Check("escalate", f"{rbac}/roles"), Check("bind", f"{rbac}/roles")]
     return out
 
 

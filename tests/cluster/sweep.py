@@ -5,6 +5,12 @@ platform config's max_parallel_trials); each task's operator creates its pod and
 trial is over, deletes it (`on_finish_action: delete_succeeded_pod`). Here a trial is over as
 soon as its pod runs (a simulated node runs nothing), or never (`finish=False`: every pod stays,
 to measure scheduling alone). Every observation checks that no node's GPUs are over-committed.
+
+Under a ResourceQuota the API server charges a pod's GPUs at creation, but gives them back
+only when the controller-manager's quota controller has seen the deletion (milliseconds to a
+second later). Airflow starts the next trial seconds after one ends; this loop starts it
+50 ms later, so with `quota_gpus` a refusal while the sweep's live pods fit the quota is
+that lag: the pod is submitted again (counted), not recorded as refused.
 """
 
 from __future__ import annotations
@@ -57,6 +63,8 @@ class SweepResult:
     most_pending: int = 0  # most pods at once that existed but were not bound
     unschedulable_messages: set[str] = field(default_factory=set)
     most_gpus_requested: int = 0  # most GPUs at once requested by the sweep's pods
+    most_gpus_bound: int = 0  # most GPUs at once on nodes, as the API server lists the pods
+    quota_lag_retries: int = 0  # refusals on stale quota usage, submitted again
     overcommitted: list[str] = field(default_factory=list)
 
     @property
@@ -74,9 +82,11 @@ def run_sweep(
     limit: int,
     finish: bool,
     timeout: float = 120,
+    quota_gpus: int | None = None,
 ) -> SweepResult:
     """Submit `pods` with at most `limit` in flight, until each was bound (and, with `finish`,
-    deleted again) or `timeout`; the pods that remain are left for the caller to inspect."""
+    deleted again) or `timeout`; the pods that remain are left for the caller to inspect.
+    `quota_gpus`: the namespace's GPU quota, to tell its controller's lag from a real excess."""
     core = client.CoreV1Api(api)
     namespace = pods[0]["metadata"]["namespace"]
     result = SweepResult(trials=len(pods), limit=limit)
@@ -95,11 +105,16 @@ def run_sweep(
         while time.monotonic() - started < timeout:
             room = limit - len(in_flight)
             batch, queue = queue[:room], queue[room:]
+            retry = []
             for (name, error), pod in zip(executor.map(create, batch), batch, strict=True):
-                if error:
-                    result.rejected[name] = error
-                else:
+                if not error:
                     in_flight[name] = gpus_of(pod)
+                elif _quota_lag(error, quota_gpus, sum(in_flight.values()) + gpus_of(pod)):
+                    retry.append(pod)
+                else:
+                    result.rejected[name] = error
+            result.quota_lag_retries += len(retry)
+            queue = retry + queue
             if not queue and not result.seconds_to_all_submitted:
                 result.seconds_to_all_submitted = time.monotonic() - started
             bound = _observe(core, namespace, in_flight, result)
@@ -114,6 +129,11 @@ def run_sweep(
                 break
             time.sleep(POLL_SECONDS)
     return result
+
+
+def _quota_lag(error: str, quota_gpus: int | None, gpus_with_pod: int) -> bool:
+    """A refusal over the quota although the live pods and this one fit in it."""
+    return quota_gpus is not None and "exceeded quota" in error and gpus_with_pod <= quota_gpus
 
 
 def _observe(
@@ -141,6 +161,7 @@ def _observe(
                     result.unschedulable_messages.add(condition.get("message", ""))
     result.most_pending = max(result.most_pending, pending)
     result.most_gpus_requested = max(result.most_gpus_requested, sum(in_flight.values()))
+    result.most_gpus_bound = max(result.most_gpus_bound, sum(per_node.values()))
     result.overcommitted += [f"{n}: {g} GPUs" for n, g in per_node.items() if g > GPUS_PER_NODE]
     return bound
 
@@ -155,4 +176,23 @@ def delete_all(api: client.ApiClient, namespace: str) -> None:
     core.delete_collection_namespaced_pod(namespace, grace_period_seconds=0)
     deadline = time.monotonic() + 60
     while list_pods(core, namespace) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def wait_for_quota(api: client.ApiClient, namespace: str, used: int, timeout: float = 60) -> None:
+    """Until every ResourceQuota of the namespace has a status (the controller filled it in:
+    before that the API server refuses pods) and charges `used` GPUs."""
+    core = client.CoreV1Api(api)
+    deadline = time.monotonic() + timeout
+    while True:
+        quotas = core.list_namespaced_resource_quota(namespace).items
+        charged = [
+            int((q.status.used or {}).get(f"requests.{GPU_RESOURCE}", -1))
+            for q in quotas
+            if q.status and q.status.hard
+        ]
+        if quotas and len(charged) == len(quotas) and set(charged) == {used}:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"quota of {namespace} not at {used} GPUs: {quotas}")
         time.sleep(0.2)

@@ -121,7 +121,13 @@ def test_install_upgrade_rollback(
         with pytest.raises(HelmError, match=r"conflict.*\.spec\.replicas"):
             release.rollback(1)
         assert serving(api, release).spec.replicas == 2
-        release.rollback(2)  # the upgrade's own manifest holds the live count: no conflict
+        # A rollback that changes something: one more upgrade, then back to the first
+        # upgrade's revision, whose manifest holds the live count (no conflict).
+        release.deploy(values(fleet, f"{name}-training", 16), upgrade=True)
+        assert release.dag_inputs(api).platform["max_parallel_trials"] == 16
+        with timed("helm4 rollback --wait"):
+            release.rollback(2)
+        assert serving(api, release).spec.replicas == 2, "helm rollback scaled the model server"
     else:
         with timed("helm3 rollback --wait"):
             release.rollback(1)
@@ -185,6 +191,8 @@ POD_LAUNCHER = ("create", "delete", "get", "list", "patch", "watch")
 # What each ServiceAccount (by its name after the release prefix) may do; anything else it asks
 # the authorizer is refused. "serving" stands for the model server's Deployment, "credentials"
 # for the trainer credentials Secret.
+# The pod operator reads a failed pod's events (log_events_on_failure).
+EVENTS = {f"training: {verb} events" for verb in ("get", "list", "watch")}
 EXPECTED_RIGHTS: dict[str, set[str]] = {
     # Task logs of running worker pods.
     "airflow-api-server": pods("release", "get", "list") | {"release: get pods/log"},
@@ -196,10 +204,10 @@ EXPECTED_RIGHTS: dict[str, set[str]] = {
         "training: create pods/exec",
         "training: get pods/exec",
         "training: get pods/log",
-        "training: list events",
+        *EVENTS,
     },
     "airflow-triggerer": pods("training", "delete", "get", "list", "watch")
-    | {"training: get pods/log", "training: list events"},
+    | {"training: get pods/log", *EVENTS},
     # The deploy step rolls the model server out: its Deployment, nothing else.
     "trainer": {"release: get apps/deployments serving", "release: patch apps/deployments serving"},
     # `helm test`'s check of the trainer credentials: that one Secret.

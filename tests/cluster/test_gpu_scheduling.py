@@ -19,7 +19,7 @@ from .conftest import REPORT
 from .fleet import GPU_RESOURCE, GPU_TAINT, GPUS_PER_NODE, Fleet
 from .helm import HelmError, HelmRelease
 from .kwok import KwokCluster
-from .sweep import SweepResult, delete_all, gpus_of, run_sweep
+from .sweep import SweepResult, delete_all, gpus_of, run_sweep, wait_for_quota
 from .trainer_pods import PodBuilder
 
 pytestmark = pytest.mark.cluster
@@ -134,10 +134,15 @@ def test_gpu_quota_is_never_exceeded_trials_wait_in_airflow(
     quota = {"resourceQuota": {"enabled": True, "hard": {f"requests.{GPU_RESOURCE}": "32"}}}
     inputs = configure(api, release, values(fleet, 8, parallel=4, **quota))
     pods = pod_builder.build(inputs, trials=64)
-    result = run_sweep(api, pods, inputs.platform["max_parallel_trials"], finish=True)
+    wait_for_quota(api, TRAINING, used=0)
+    limit = inputs.platform["max_parallel_trials"]
+    result = run_sweep(api, pods, limit, finish=True, quota_gpus=32)
     assert_on_pool(fleet, pods, result)
     assert result.finished == 64 and result.most_gpus_requested == 32
+    assert result.most_gpus_bound <= 32
+    print(f"quota controller lag: {result.quota_lag_retries} creations submitted again")
     # One trial more than the quota holds, at once: refused at creation, not Pending.
+    wait_for_quota(api, TRAINING, used=0)
     over = run_sweep(api, pods[:5], limit=5, finish=False, timeout=20)
     (message,) = over.rejected.values()
     assert message.startswith("403") and "exceeded quota" in message, message
