@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument(
             "--metadata-db",
             choices=("postgres", "sqlite"),
-            default="postgres",
+            # demo on a platform that is up takes its database; given, it must match
+            default="postgres" if command is up else None,
             help="Airflow's metadata database (and MLflow's backend): a local PostgreSQL "
             "server (default) or SQLite files",
         )

@@ -243,6 +243,20 @@ def bound(port: int) -> bool:
     return False
 
 
+def test_demo_on_a_running_platform_refuses_options_it_lacks(stack, user_dags, tmp_path, capsys):
+    """`demo` on a platform that is up takes it as it is; a database or DAG folder it was not
+    started with is refused with one line, not ignored."""
+    workdir = str(stack.workdir)
+    other = tmp_path / "other-dags"
+    other.mkdir()
+    assert cli.main(["--workdir", workdir, "demo", "--metadata-db", "sqlite"]) == 1
+    assert cli.main(["--workdir", workdir, "demo", "--dags-folder", str(other)]) == 1
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2, errors
+    assert "is up with --metadata-db postgres, not sqlite" in errors[0]
+    assert f"is up with --dags-folder {user_dags.resolve()}, not {other}" in errors[1]
+
+
 def stack_processes(leaders: Iterator[int]) -> list[psutil.Process]:
     """Every process of the running stack: its services' main processes and all their
     descendants (found from the process tree, not the way `down` finds them)."""

@@ -109,38 +109,44 @@ def test_a_failing_replica_is_one_line(stage, manifest_url):
     assert "training diverged at epoch 1" in line
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_a_killed_trainer_resumes_from_its_checkpoint(
-    stage, manifest_url, client, services: Services, tmp_path
+    stage, manifest_url, client, services: Services, tmp_path, processes: int
 ):
-    checkpoint = f"s3://datasets/runs/{DAY}/checkpoints/trial-00.pt"
-    common = ("train", "--features", manifest_url, "--experiment", EXPERIMENT, *RESUME)
-    straight = stage(*common, "--run-name", "straight").result
+    checkpoint = f"s3://datasets/runs/{DAY}/checkpoints/trial-{processes:02d}.pt"
+    common = ("train", "--features", manifest_url, "--experiment", EXPERIMENT, *RESUME,
+              "--processes", str(processes), "--device", "cpu")  # fmt: skip
+    straight = stage(*common, "--run-name", f"straight-{processes}").result
 
-    retried = (*common, "--run-name", "retried", "--checkpoint", checkpoint)
+    name = f"retried-{processes}"
+    retried = (*common, "--run-name", name, "--checkpoint", checkpoint)
     process = subprocess.Popen(
         [sys.executable, "-m", "trainyard.trainer", "--xcom-dir", str(tmp_path), *retried],
         env={**os.environ, **services.env},
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert process.stderr is not None
     killed_after = None
     for line in process.stderr:
         if "checkpoint of epoch 4 written" in line:
-            process.send_signal(signal.SIGKILL)  # as a preempted node does: no clean-up
+            # As a preempted node does: every process of the trainer at once, no clean-up.
+            os.killpg(process.pid, signal.SIGKILL)
             killed_after = 4
             break
     process.wait()
     assert killed_after and process.returncode == -signal.SIGKILL
     assert not (tmp_path / "return.json").exists()
-    [crashed] = runs_named(client, "retried")
+    [crashed] = runs_named(client, name)
     assert crashed.info.status == "RUNNING"  # killed: nobody ended it
 
     resumed = stage(*retried).result
     assert resumed["resumed_from_epoch"] >= killed_after > 0
     assert resumed["epochs_run"] == 12 - resumed["resumed_from_epoch"]
+    assert resumed["processes"] == processes
     # The same MLflow run, continued and finished.
-    [run] = runs_named(client, "retried")
+    [run] = runs_named(client, name)
     assert run.info.run_id == resumed["run_id"] == crashed.info.run_id
     assert run.info.status == "FINISHED"
     assert run.data.tags["trainyard.resumed_from_epoch"] == str(resumed["resumed_from_epoch"])
@@ -152,7 +158,7 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(
     for metric in ("train_loss", "val_loss"):
         assert last(client, run.info.run_id, metric) == last(client, straight["run_id"], metric)
     print(
-        f"killed after epoch {killed_after}; resumed at epoch "
+        f"{processes} process(es): killed after epoch {killed_after}; resumed at epoch "
         f"{resumed['resumed_from_epoch'] + 1} of 12; test accuracy {resumed['test_accuracy']:.4f} "
         f"(uninterrupted {straight['test_accuracy']:.4f})"
     )

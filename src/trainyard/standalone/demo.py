@@ -162,6 +162,24 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(f"Model server (the champion): POST {summary['serving_url']}/invocations")
 
 
+def _check_running_stack(workdir: Path, user_dags: Path | None, metadata_db: str | None) -> None:
+    """A demo on a platform that is already up takes it as it is: refuse options it lacks
+    rather than ignore them."""
+    state = runtime.read_state(workdir)
+    running_db = state.get("metadata_db", "sqlite")
+    if metadata_db is not None and metadata_db != running_db:
+        raise UserError(
+            f"the platform in {workdir} is up with --metadata-db {running_db}, not "
+            f"{metadata_db}: run `trainyard down` first, or leave --metadata-db out"
+        )
+    running_dags = state.get("user_dags")
+    if user_dags is not None and str(user_dags.resolve()) != running_dags:
+        raise UserError(
+            f"the platform in {workdir} is up with --dags-folder {running_dags or '(none)'}, "
+            f"not {user_dags}: run `trainyard down` first, or leave --dags-folder out"
+        )
+
+
 def run_demo(
     workdir: Path,
     date: str | None = None,
@@ -170,15 +188,17 @@ def run_demo(
     summary_json: Path | None = None,
     timeout_s: float = 1800,
     user_dags: Path | None = None,
-    metadata_db: str = "postgres",
+    metadata_db: str | None = None,
 ) -> dict[str, Any]:
     console = Console()
     date = date or dt.datetime.now(dt.UTC).date().isoformat()
     already_up = runtime.is_up(workdir)
     stack = None
-    if not already_up:
+    if already_up:
+        _check_running_stack(workdir, user_dags, metadata_db)
+    else:
         console.print(f"starting the platform in {workdir} …")
-        stack = runtime.start(workdir, user_dags=user_dags, metadata_db=metadata_db)
+        stack = runtime.start(workdir, user_dags=user_dags, metadata_db=metadata_db or "postgres")
     try:
         urls = runtime.read_state(workdir)["urls"]
         console.print(f"Airflow {urls['airflow']} · MLflow {urls['mlflow']} · S3 {urls['s3']}")
