@@ -323,3 +323,22 @@ def test_crashed_services_are_flagged_and_down_cleans_up_everything(stack, api):
     finally:
         runtime.stop(workdir)
     assert runtime.processes_of(workdir) == []
+
+
+def test_sqlite_is_an_explicit_option(user_dags, tmp_path):
+    """`--metadata-db sqlite`: no PostgreSQL process, Airflow's metadata in a file, and a DAG
+    run still succeeds (one at a time: SQLite is for a quick look)."""
+    workdir = tmp_path / "sqlite"
+    started = runtime.start(workdir, user_dags=user_dags, metadata_db="sqlite")
+    try:
+        state = runtime.read_state(workdir)
+        assert state["metadata_db"] == "sqlite" and "postgres" not in state["pids"]
+        assert runtime.status(workdir)["problems"] == []
+        assert (workdir / "airflow" / "airflow.db").is_file()
+        client = airflow_api(started, LOAD_DAGS[0], timeout_s=180)
+        client.unpause(LOAD_DAGS[0])
+        run = client.trigger(LOAD_DAGS[0], "2026-03-01T00:00:00Z")
+        assert wait_for_run(client, LOAD_DAGS[0], run.dag_run_id) == "success"
+    finally:
+        runtime.stop(workdir)
+    assert runtime.processes_of(workdir) == []
