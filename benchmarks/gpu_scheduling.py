@@ -78,6 +78,9 @@ def run(cluster: KwokCluster, builder: PodBuilder, repeat: int) -> int:
             if result.rejected or len(result.placements) != trials or result.overcommitted:
                 print(f"sweep of {trials} did not bind cleanly: {result}", file=sys.stderr)
                 return 1
+            if result.watch_error:  # the figure would be the 50 ms poll's, not the binds'
+                print(f"sweep of {trials}: the watch broke: {result.watch_error}", file=sys.stderr)
+                return 1
             seconds.append(result.seconds_to_all_bound)
             created.append(result.seconds_to_all_submitted)
         median, creating = statistics.median(seconds), statistics.median(created)

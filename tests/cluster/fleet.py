@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -15,6 +16,9 @@ GPUS_PER_NODE = 8
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 GPU_NODE_LABELS = {"nvidia.com/gpu.present": "true"}
 POOL_LABEL = "gpu-type"
+# Taints the node lifecycle controller puts on a new node until it has seen it Ready: pods
+# refused for them wait in the scheduler's unschedulable queue (up to 30 s, seen here).
+LIFECYCLE_TAINTS = {"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"}
 
 
 @dataclass(frozen=True)
@@ -67,4 +71,26 @@ def create_fleet(api: client.ApiClient, pools: dict[str, int], cpu_nodes: int) -
     core = client.CoreV1Api(api)
     with ThreadPoolExecutor(8) as pool_executor:
         list(pool_executor.map(core.create_node, bodies))
+    wait_until_schedulable(core, {body["metadata"]["name"] for body in bodies})
     return Fleet(names, cpus)
+
+
+def wait_until_schedulable(core: client.CoreV1Api, names: set[str], timeout: float = 90) -> None:
+    """Until every node is Ready and free of the lifecycle controller's taints."""
+    deadline = time.monotonic() + timeout
+    while True:
+        waiting = set(names)
+        for item in core.list_node().items:
+            ready = any(
+                c.type == "Ready" and c.status == "True" for c in item.status.conditions or []
+            )
+            lifecycle = {t.key for t in item.spec.taints or []} & LIFECYCLE_TAINTS
+            if ready and not lifecycle:
+                waiting.discard(item.metadata.name)
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"{len(waiting)} of {len(names)} nodes not schedulable in {timeout} s"
+            )
+        time.sleep(0.5)
