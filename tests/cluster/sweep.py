@@ -92,7 +92,6 @@ class BindWatch:
     def __init__(self, core: client.CoreV1Api, namespace: str) -> None:
         self.bound_at: dict[str, float] = {}
         self.error: Exception | None = None
-        self.resumed = 0
         self._core, self._namespace = core, namespace
         self._stopped = threading.Event()
         listed = core.list_namespaced_pod(namespace, _preload_content=False)
@@ -117,7 +116,6 @@ class BindWatch:
                 return
             if self._stopped.is_set():
                 return
-            self.resumed += 1
             self._response = self._open()
 
     def _read(self, response: Any) -> None:

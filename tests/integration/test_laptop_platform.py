@@ -15,7 +15,7 @@ import socket
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -257,7 +257,7 @@ def test_demo_on_a_running_platform_refuses_options_it_lacks(stack, user_dags, t
     assert f"is up with --dags-folder {user_dags.resolve()}, not {other}" in errors[1]
 
 
-def stack_processes(leaders: Iterator[int]) -> list[psutil.Process]:
+def stack_processes(leaders: Iterable[int]) -> list[psutil.Process]:
     """Every process of the running stack: its services' main processes and all their
     descendants (found from the process tree, not the way `down` finds them)."""
     found = []
@@ -281,7 +281,7 @@ def test_crashed_services_are_flagged_and_down_cleans_up_everything(stack, api):
     state = runtime.read_state(workdir)
     # All the stack runs and listens on while healthy (the services' URLs, but also Airflow's
     # log servers, the S3 server's second port, PostgreSQL's backends): none may outlive down.
-    started = stack_processes(iter(state["pids"].values()))
+    started = stack_processes(state["pids"].values())
     ports = listening_ports(started)
     assert {urlsplit(url).port for name, url in state["urls"].items() if name != "serving"} <= ports
     # Every service's main process in turn. The scheduler, dag-processor and triggerer first:

@@ -29,18 +29,8 @@ EXPERIMENT = "resilience"
 # Small batches and a wide network: slow enough (~0.2 s an epoch) to be killed mid-way.
 RESUME = ("--epochs", "12", "--batch-size", "8", "--hidden", "256,256", "--optimizer", "adam")
 # gloo on the CPU, whatever GPUs the machine has (two processes would need two of them).
-DDP = (
-    "--epochs",
-    "8",
-    "--batch-size",
-    "32",
-    "--optimizer",
-    "adam",
-    "--lr",
-    "3e-3",
-    "--device",
-    "cpu",
-)
+ON_CPU = ("--device", "cpu")
+DDP = ("--epochs", "8", "--batch-size", "32", "--optimizer", "adam", "--lr", "3e-3", *ON_CPU)
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +92,7 @@ def test_a_failing_replica_is_one_line(stage, manifest_url):
         "--features", manifest_url,
         "--experiment", EXPERIMENT,
         "--optimizer", "sgd", "--lr", "1e6", "--epochs", "3",
-        "--processes", "2", "--device", "cpu",
+        "--processes", "2", *ON_CPU,
     )  # fmt: skip
     assert run.returncode == 1
     [line] = [x for x in run.stderr.splitlines() if x.startswith("trainyard.trainer train: error")]
@@ -115,7 +105,7 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(
 ):
     checkpoint = f"s3://datasets/runs/{DAY}/checkpoints/trial-{processes:02d}.pt"
     common = ("train", "--features", manifest_url, "--experiment", EXPERIMENT, *RESUME,
-              "--processes", str(processes), "--device", "cpu")  # fmt: skip
+              "--processes", str(processes), *ON_CPU)  # fmt: skip
     straight = stage(*common, "--run-name", f"straight-{processes}").result
 
     name = f"retried-{processes}"
