@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,37 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # Command-line options of the kind tests (--kind-bin, --helm-bin, ...): options can only be
 # registered by the top-level conftest or a plugin, so the plugin is loaded from here.
 pytest_plugins = ("tests.e2e.options",)
+
+
+# A test that took this long (setup + call + teardown) gets a line as soon as it ends, with the
+# session's elapsed time: when CI stops a run at its time limit, the output's tail still says
+# where the time went (--durations prints only at the end of a run).
+SLOW_TEST_S = 60.0
+
+
+class SlowTestLines:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.started = time.monotonic()
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        total = self.seconds.get(report.nodeid, 0.0) + report.duration
+        if report.when != "teardown":
+            self.seconds[report.nodeid] = total
+            return
+        self.seconds.pop(report.nodeid, None)
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if total >= SLOW_TEST_S and terminal is not None:
+            elapsed = time.monotonic() - self.started
+            terminal.write("\n")  # off the progress dots' line
+            terminal.write_line(
+                f"[slow] {report.nodeid}: {total:.0f} s (session at {elapsed:.0f} s)"
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(SlowTestLines(config), "trainyard-slow-test-lines")
 
 
 def unavailable(why: str) -> NoReturn:
