@@ -24,7 +24,7 @@ from .portforward import KubectlPortForward, Relay
 if TYPE_CHECKING:
     from .scenario import Endpoints
 
-HELM_TIMEOUT = "20m"
+HELM_TIMEOUT = "10m"
 
 
 class HelmError(Exception):
