@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from trainyard.errors import UserError
+from trainyard.standalone.status_table import format_status
 
 DEFAULT_WORKDIR = Path(".trainyard")
 
@@ -32,8 +33,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--metadata-db sqlite)",
     )
     sub.add_parser("down", help="stop every process `up` started, crashed services' too")
-    sub.add_parser(
-        "status", help="each service's process beside its health probe; DAG import errors"
+    status = sub.add_parser(
+        "status",
+        help="a table of each service's process, health probe and problem; DAG import errors",
+    )
+    status.add_argument(
+        "--json", action="store_true", help="print the whole report as JSON (for scripts)"
     )
     demo = sub.add_parser("demo", help="run the training pipeline end to end")
     for command in (up, demo):
@@ -91,9 +96,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("stopped:", ", ".join(runtime.stop(args.workdir)) or "nothing was running")
         elif args.command == "status":
             report = runtime.status(args.workdir)
-            print(json.dumps(report, indent=2))
-            for problem in report["problems"]:
-                print(f"trainyard status: {problem}", file=sys.stderr)
+            if args.json:
+                print(json.dumps(report, indent=2))
+                for problem in report["problems"]:
+                    print(f"trainyard status: {problem}", file=sys.stderr)
+            else:  # the problems are in the table's last column
+                print(format_status(report))
             for error in report["import_errors"]:
                 print(f"trainyard status: DAG import error: {error}", file=sys.stderr)
             return 1 if report["problems"] else 0
