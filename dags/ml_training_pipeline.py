@@ -1,11 +1,12 @@
 """
 ### ML training pipeline
 
-Daily: wait for the day's data in the object store → validate, preprocess and
-engineer features → train a hyperparameter grid as mapped (GPU) pod tasks →
-select the best trial → gate it against the MLflow `champion` (fails closed) →
-deploy (move the `champion` alias, roll the model server out, smoke-test it, and move
-the alias back if it fails) or skip → notify. A failed run, and a run past its deadline,
+Daily (the platform's `schedule`; manual runs only on the laptop): wait for the
+day's data in the object store → validate, preprocess and engineer features →
+train a hyperparameter grid as mapped (GPU) pod tasks → select the best trial →
+gate it against the MLflow `champion` (fails closed) → deploy (move the
+`champion` alias, roll the model server out, smoke-test it, and move the alias
+back if it fails) or skip → notify. A failed run, and a run past its deadline,
 alert through the same channels as notify.
 
 Every trainer step is `python -m trainyard.trainer <stage>`: a pod on
@@ -50,7 +51,8 @@ CHAMPION = Asset(
 
 with DAG(
     dag_id="ml_training_pipeline",
-    schedule="@daily",
+    # "@daily" unless the platform says otherwise; the laptop platform: manual runs only.
+    schedule=platform.schedule,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,

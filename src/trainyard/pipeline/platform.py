@@ -78,6 +78,11 @@ class PlatformConfig:
     task_retries: int = 2
     retry_delay_seconds: int = 60
     execution_timeout_minutes: int = 60
+    # When the scheduler starts a run of the training DAG (a cron expression or preset such as
+    # "@daily"); None: manual runs only. The laptop platform has no daily data feed and writes
+    # None: a scheduled run there would wait for data it never gets, holding the DAG's one
+    # active run (max_active_runs=1) and queueing the user's runs behind it.
+    schedule: str | None = "@daily"
     sensor_poke_seconds: int = 60
     sensor_timeout_minutes: int = 12 * 60
     # A run not finished this many minutes after it was queued is alerted (Airflow deadline
@@ -147,6 +152,8 @@ def parse(data: dict[str, Any]) -> PlatformConfig:
         raise PlatformConfigError(f"runtime: {config.runtime!r} is not one of {list(RUNTIMES)}")
     if config.max_parallel_trials < 1:
         raise PlatformConfigError("max_parallel_trials: must be at least 1")
+    if config.schedule is not None and not config.schedule.strip():
+        raise PlatformConfigError("schedule: empty; null for manual runs only")
     if config.deadline_minutes < 0:
         raise PlatformConfigError("deadline_minutes: must not be negative (0: no deadline)")
     if config.gpu.enabled and config.gpu.count < 1:

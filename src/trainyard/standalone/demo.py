@@ -40,6 +40,9 @@ STATE_STYLE = {
     "up_for_retry": "magenta",
     "queued": "blue",
 }
+FINISHED = ("success", "failed", "skipped", "upstream_failed", "removed")
+# A run queued this long is not just waiting for the scheduler's next loop: say why.
+QUEUED_REASON_AFTER_S = 10
 
 
 def publish(workdir: Path, date: str) -> str:
@@ -47,9 +50,12 @@ def publish(workdir: Path, date: str) -> str:
     return str(run_stage(args, runtime.client_env(workdir))["data_url"])
 
 
-def trigger(api: AirflowApi, date: str, conf: dict[str, Any]) -> str:
-    """Trigger a run for `date`; the first of the day takes midnight, the scheduled slot."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%H%M%S")
+def trigger(
+    api: AirflowApi, date: str, conf: dict[str, Any], now: dt.datetime | None = None
+) -> str:
+    """Trigger a run for `date`; the first of the day takes midnight, the scheduled slot (on a
+    platform that schedules the DAG), a later one `now`'s time of day on `date`."""
+    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%H%M%S")
     for time_of_day in ("00:00:00", f"{stamp[:2]}:{stamp[2:4]}:{stamp[4:]}"):
         try:
             run = api.trigger(
@@ -59,10 +65,47 @@ def trigger(api: AirflowApi, date: str, conf: dict[str, Any]) -> str:
             if exc.status == 409:
                 continue  # a run already holds that logical date
             raise
-        # Unpaused only now: the scheduler then sees the slot taken and adds no twin.
+        # Unpaused only now: a scheduler that schedules the DAG then sees the slot taken and
+        # adds no twin.
         api.unpause(DAG_ID)
         return str(run.dag_run_id)
     raise UserError(f"could not trigger {DAG_ID} for {date}")
+
+
+def _unfinished_tasks(api: AirflowApi, dag_id: str, run_id: str) -> str:
+    tasks = [
+        f"{ti.task_id}{f'[{ti.map_index}]' if ti.map_index >= 0 else ''} {state_name(ti.state)}"
+        for ti in api.task_instances(dag_id, run_id)
+        if state_name(ti.state) not in (None, *FINISHED)  # None: not started
+    ]
+    shown = ", ".join(tasks[:3]) + (f" and {len(tasks) - 3} more" if len(tasks) > 3 else "")
+    return shown or "no task running"
+
+
+def queued_reason(api: AirflowApi, run: DAGRunResponse, dag_id: str = DAG_ID) -> str | None:
+    """Why `run` is still queued, in one line, or None when nothing holds it (the scheduler
+    starts it at its next loop): the DAG is paused, or other runs take all its active runs
+    (`max_active_runs`), each named with its type, start and unfinished tasks."""
+    if state_name(run.state) != "queued":
+        return None
+    dag = api.dags.get_dag(dag_id)
+    if dag.is_paused:
+        return f"{dag_id} is paused: its runs start once it is unpaused"
+    active = api.dag_runs.get_dag_runs(dag_id, state=["running"], limit=100).dag_runs
+    holders = [r for r in active if r.dag_run_id != run.dag_run_id]
+    limit = dag.max_active_runs
+    if not holders or limit is None or len(holders) < limit:
+        return None
+    described = "; ".join(
+        f"{r.dag_run_id} ({state_name(r.run_type)} run, running since "
+        f"{r.start_date:%Y-%m-%d %H:%M:%S %Z}: "
+        f"{_unfinished_tasks(api, dag_id, r.dag_run_id)})"
+        if r.start_date
+        else r.dag_run_id
+        for r in holders
+    )
+    plural = "run" if limit == 1 else "runs"
+    return f"{dag_id} runs {limit} {plural} at a time (max_active_runs) and {described} holds it"
 
 
 def progress_table(run: DAGRunResponse, tasks: list[TaskInstanceResponse], started: float) -> Table:
@@ -84,14 +127,26 @@ def progress_table(run: DAGRunResponse, tasks: list[TaskInstanceResponse], start
 
 
 def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> DAGRunResponse:
-    """Poll the run until it ends, showing every task's state live."""
+    """Poll the run until it ends, showing every task's state live, and why the run is still
+    queued when it is."""
     started = time.monotonic()
     live = Live(console=console, refresh_per_second=2, transient=not console.is_terminal)
     seen: dict[tuple[str, int], str] = {}
+    reason: str | None = None
+    checked = 0.0
     with live:
         while True:
             run = api.dag_run(DAG_ID, run_id)
             tasks = api.task_instances(DAG_ID, run_id)
+            elapsed = time.monotonic() - started
+            if state_name(run.state) != "queued":
+                reason = None
+            elif elapsed >= QUEUED_REASON_AFTER_S and elapsed - checked >= QUEUED_REASON_AFTER_S:
+                checked, known = elapsed, reason
+                reason = queued_reason(api, run)
+                if reason and reason != known:  # one line, in a terminal and in a log
+                    line = f"{elapsed:6.0f}s {run_id} queued: {reason}"
+                    console.print(line, soft_wrap=True, markup=False, highlight=False)
             if console.is_terminal:
                 live.update(progress_table(run, tasks, started))
             else:  # logs and CI: one line per state change
@@ -100,14 +155,13 @@ def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> 
                     if seen.get(key) != state:
                         seen[key] = state
                         suffix = f"[{ti.map_index}]" if ti.map_index >= 0 else ""
-                        console.print(
-                            f"{time.monotonic() - started:6.0f}s {ti.task_id}{suffix}: {state}"
-                        )
+                        console.print(f"{elapsed:6.0f}s {ti.task_id}{suffix}: {state}")
             if state_name(run.state) in ("success", "failed"):
                 return run
-            if time.monotonic() - started > timeout_s:
+            if elapsed > timeout_s:
+                why = f": {reason}" if reason else ""
                 raise UserError(
-                    f"run {run_id} still {state_name(run.state)} after {timeout_s:.0f}s"
+                    f"run {run_id} still {state_name(run.state)} after {timeout_s:.0f}s{why}"
                 )
             time.sleep(2)
 

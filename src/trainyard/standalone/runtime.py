@@ -109,6 +109,9 @@ def platform_config(
         "task_retries": 1,
         "retry_delay_seconds": 5,
         "execution_timeout_minutes": 30,
+        # Manual runs only (`trainyard demo`, the UI): nothing feeds this machine a day's data,
+        # so a scheduled run would only wait for it and queue the user's runs behind it.
+        "schedule": None,
         "sensor_poke_seconds": 5,
         "sensor_timeout_minutes": 10,
         # Endpoints only; credentials reach trainer processes from the Airflow
