@@ -475,6 +475,18 @@ def test_platform_json_follows_the_values() -> None:
     ]
 
 
+def test_the_dags_schedule_follows_the_values() -> None:
+    """pipeline.schedule reaches platform.json; "" (the kind values') runs manual-only, so no
+    scheduled run at midnight waits for data and holds the DAG's one active run."""
+    assert platform_json(render_chart())["schedule"] == "@daily"
+    early = platform_json(render_chart({"pipeline": {"schedule": "0 4 * * *"}}))
+    assert parse_platform(early).schedule == "0 4 * * *"
+    manual = platform_json(render_chart({"pipeline": {"schedule": ""}}))
+    assert manual["schedule"] is None and parse_platform(manual).schedule is None
+    kind_values = yaml.safe_load((REPO / "charts/trainyard/ci/kind-values.yaml").read_text())
+    assert kind_values["pipeline"]["schedule"] == ""
+
+
 @pytest.mark.parametrize(
     ("gpu", "name"),
     [

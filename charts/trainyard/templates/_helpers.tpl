@@ -131,6 +131,7 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
   "task_retries" ($p.taskRetries | int)
   "retry_delay_seconds" ($p.retryDelaySeconds | int)
   "execution_timeout_minutes" ($p.executionTimeoutMinutes | int)
+  "schedule" ($p.schedule | default nil)
   "sensor_poke_seconds" ($p.sensorPokeSeconds | int)
   "sensor_timeout_minutes" ($p.sensorTimeoutMinutes | int)
   "deadline_minutes" ($p.deadlineMinutes | int)
