@@ -9,6 +9,7 @@ every service's main process and brings the platform up again in the same workdi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -147,8 +148,18 @@ def test_users_dags_are_parsed_beside_the_training_dag(stack, api, user_dags, ca
         time.sleep(2)
     assert errors == ["user/broken.py: RuntimeError: this DAG file is broken on purpose"]
     assert cli.main(["--workdir", str(stack.workdir), "status"]) == 0
-    lines = capsys.readouterr().err.splitlines()
-    assert "trainyard status: DAG import error: user/broken.py: RuntimeError: " in lines[-1]
+    out, err = capsys.readouterr()
+    assert "trainyard status: DAG import error: user/broken.py: RuntimeError: " in err
+    # People get a table (a row per service, no problem), scripts the report with --json.
+    table = out.splitlines()
+    assert table[0].split() == ["SERVICE", "PROCESS", "PROBE", "PROBLEM"]
+    rows = {line.split()[0]: line for line in table[1 : table.index("")]}
+    assert set(rows) == set(stack.state()["pids"]) | {"serving"}
+    assert all(row.endswith("  -") for row in rows.values()), table
+    assert cli.main(["--workdir", str(stack.workdir), "status", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["import_errors"] == errors
+    assert "trainyard status: DAG import error: user/broken.py: RuntimeError: " in err
 
 
 def test_users_dag_gets_the_platforms_s3_connection_xcom_backend_and_remote_logs(stack, api):
