@@ -34,6 +34,20 @@ RELEASE = "trainyard"
 NAMESPACE = "trainyard"
 # global.training.namespace by default: where the DAG launches trainer pods.
 TRAINING_NAMESPACE = "ml-training"
+# An install on MinIO: the provider named, and a maintained build's image (no MinIO default).
+MINIO_IMAGE = "registry.example.com/minio/minio:RELEASE.2026-01-01T00-00-00Z"
+MINIO: dict[str, Any] = {
+    "global": {"objectStore": {"provider": "minio"}},
+    "objectstore": {
+        "minio": {
+            "image": {
+                "registry": "registry.example.com",
+                "repository": "minio/minio",
+                "tag": "RELEASE.2026-01-01T00-00-00Z",
+            }
+        }
+    },
+}
 
 Manifest = dict[str, Any]
 

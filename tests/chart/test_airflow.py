@@ -204,7 +204,7 @@ def test_xcom_logging_database_and_connection() -> None:
             "login": "$(AWS_ACCESS_KEY_ID)",
             "password": "$(AWS_SECRET_ACCESS_KEY)",
             "extra": {
-                "endpoint_url": f"http://{RELEASE}-minio.{NAMESPACE}.svc:9000",
+                "endpoint_url": f"http://{RELEASE}-seaweedfs.{NAMESPACE}.svc:8333",
                 "region_name": "us-east-1",
             },
         }
@@ -440,7 +440,7 @@ def test_trainer_pods_from_the_chart_platform_config_carry_the_gpu_settings() ->
     assert {"secretRef": {"name": f"{RELEASE}-trainer-credentials"}} in base["envFrom"]
     env = {e["name"]: e.get("value") for e in base["env"]}
     assert env["MLFLOW_TRACKING_URI"] == f"http://{RELEASE}-mlflow.{NAMESPACE}.svc:5000"
-    assert env["AWS_ENDPOINT_URL_S3"] == f"http://{RELEASE}-minio.{NAMESPACE}.svc:9000"
+    assert env["AWS_ENDPOINT_URL_S3"] == f"http://{RELEASE}-seaweedfs.{NAMESPACE}.svc:8333"
 
     # gpu.enabled=false: the CPU fallback, the same pod without any GPU field
     spec = without_gpu["spec"]
@@ -565,7 +565,7 @@ def test_training_namespace_objects() -> None:
     existing = render_chart({"training": {"createNamespace": False}})
     assert not find(existing, "Namespace")
     # the object store admits trainer pods from the training namespace
-    store = one(objects, "NetworkPolicy", f"{RELEASE}-minio-object-store")
+    store = one(objects, "NetworkPolicy", f"{RELEASE}-seaweedfs-object-store")
     peers = store["spec"]["ingress"][0]["from"]
     assert {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": TRAINING_NAMESPACE}},

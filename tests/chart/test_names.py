@@ -17,6 +17,7 @@ import pytest
 
 from .conftest import (
     CI_VALUES,
+    MINIO,
     NAMESPACE,
     Manifest,
     containers,
@@ -144,13 +145,15 @@ def test_the_limits_check_catches_what_the_api_server_refuses() -> None:
 
 def test_short_release_names_are_unchanged() -> None:
     """Names that fit stay as they were: renaming a StatefulSet's Service breaks upgrades."""
-    names = {(o["kind"], o["metadata"]["name"]) for o in render_chart()}
+    names = {(o["kind"], o["metadata"]["name"]) for o in render_chart() + render_chart(MINIO)}
     assert {
         ("StatefulSet", "trainyard-postgresql"),
         ("Service", "trainyard-postgresql-hl"),
         ("Service", "trainyard-airflow-api-server"),
         ("StatefulSet", "trainyard-minio"),
         ("Service", "trainyard-minio-hl"),
+        ("StatefulSet", "trainyard-seaweedfs"),
+        ("Service", "trainyard-seaweedfs-hl"),
         ("ConfigMap", "trainyard-postgresql-scripts"),
         ("ConfigMap", "trainyard-airflow-pod-template"),
         ("Secret", "trainyard-mlflow-auth"),
@@ -167,7 +170,7 @@ def test_long_names_keep_their_component_and_differ_by_release() -> None:
     second = {(o["kind"], o["metadata"]["name"]) for o in render_chart(release=other)}
     assert not first & second - {("Namespace", "ml-training")}
     services = sorted(name for kind, name in first if kind == "Service")
-    for component in ("-postgresql", "-postgresql-hl", "-airflow-api-server", "-minio-hl"):
+    for component in ("-postgresql", "-postgresql-hl", "-airflow-api-server", "-seaweedfs-hl"):
         assert any(name.endswith(component) for name in services), (component, services)
 
 

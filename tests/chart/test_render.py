@@ -39,7 +39,7 @@ def test_ci_values_files_exist() -> None:
     assert {
         "kind-values.yaml",
         "external-values.yaml",
-        "seaweedfs-values.yaml",
+        "minio-values.yaml",
         "gpu-values.yaml",
     } <= names
 
@@ -190,7 +190,7 @@ def test_images_are_pinned(scenario: str) -> None:
 
 
 def test_long_running_containers_have_probes() -> None:
-    for obj in render_scenario("defaults") + render_scenario("seaweedfs-values"):
+    for obj in render_scenario("defaults") + render_scenario("minio-values"):
         if obj["kind"] not in ("Deployment", "StatefulSet"):
             continue
         for container in pod_spec(obj)["containers"]:
@@ -266,7 +266,7 @@ def test_release_and_namespace_names_flow_everywhere() -> None:
     same = render_chart({"global": {"training": {"namespace": ""}}}, release="ml", namespace="r")
     assert {o["metadata"]["namespace"] for o in same} == {"r"}
     names = {o["metadata"]["name"] for o in objects}
-    assert {"ml-postgresql", "ml-minio", "ml-mlflow", "ml-platform"} <= names
+    assert {"ml-postgresql", "ml-seaweedfs", "ml-mlflow", "ml-platform"} <= names
 
 
 def test_chart_holds_only_text_sources() -> None:

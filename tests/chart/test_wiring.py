@@ -13,6 +13,7 @@ from .conftest import (
     APP_VERSION,
     CHART,
     CI_VALUES,
+    MINIO,
     NAMESPACE,
     RELEASE,
     containers,
@@ -304,7 +305,12 @@ def test_external_provider_renders_no_in_cluster_store(helm: str) -> None:
 
 
 def test_seaweedfs_provider_renders_seaweedfs_only() -> None:
-    objects = render_chart(values_files=[CHART / "ci" / "seaweedfs-values.yaml"])
+    objects = render_chart(
+        {
+            "global": {"objectStore": {"provider": "seaweedfs", "region": "eu-central-1"}},
+            "objectstore": {"seaweedfs": {"volumeSizeLimitMB": 256}},
+        }
+    )
     names = {o["metadata"]["labels"]["app.kubernetes.io/name"] for o in objects}
     assert "seaweedfs" in names and "minio" not in names
     sts = one(objects, "StatefulSet", f"{RELEASE}-seaweedfs")
@@ -318,11 +324,13 @@ def test_seaweedfs_provider_renders_seaweedfs_only() -> None:
     assert env_of(weed)["AWS_ACCESS_KEY_ID"] == env["AWS_ACCESS_KEY_ID"]
 
 
-def test_minio_is_the_default_store(helm: str) -> None:
-    objects = render_chart(helm=helm)
+def test_explicit_minio_runs_the_named_image(helm: str) -> None:
+    """MinIO for teams that bring a maintained build (tests/chart/test_objectstore.py has the
+    default store and the refusal of a MinIO without an image)."""
+    objects = render_chart(MINIO, helm=helm)
     sts = one(objects, "StatefulSet", f"{RELEASE}-minio")
     minio = pod_spec(sts)["containers"][0]
-    assert minio["image"].startswith("quay.io/minio/minio:RELEASE.")
+    assert minio["image"] == "registry.example.com/minio/minio:RELEASE.2026-01-01T00-00-00Z"
     assert env_of(minio)["MINIO_ROOT_PASSWORD"]["secretKeyRef"] == {
         "name": f"{RELEASE}-objectstore",
         "key": "secret-access-key",
@@ -420,8 +428,8 @@ def test_postgres_18_data_directory_and_volume() -> None:
     sts = one(small, "StatefulSet", f"{RELEASE}-postgresql")
     assert "volumeClaimTemplates" not in sts["spec"]
     assert {"name": "data", "emptyDir": {}} in pod_spec(sts)["volumes"]
-    minio = one(small, "StatefulSet", f"{RELEASE}-minio")
-    assert minio["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
+    store = one(small, "StatefulSet", f"{RELEASE}-seaweedfs")
+    assert store["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
 
 
 def test_network_policies_cover_every_pod() -> None:
@@ -441,7 +449,8 @@ def test_notes_tell_how_to_reach_each_ui_and_the_credentials(helm: str) -> None:
     notes = render_notes(helm=helm)
     assert f"port-forward svc/{RELEASE}-mlflow 5000:5000" in notes
     assert f"get secret {RELEASE}-mlflow-auth -o jsonpath='{{.data.admin-password}}'" in notes
-    assert f"port-forward svc/{RELEASE}-minio 9001:9001" in notes
+    assert f"port-forward svc/{RELEASE}-seaweedfs 8333:8333" in notes
+    assert f"port-forward svc/{RELEASE}-minio 9001:9001" in render_notes(MINIO, helm=helm)
     assert f"get secret {RELEASE}-objectstore" in notes
     assert f"helm test {RELEASE}" in notes
     external = render_notes(ci_values("external-values"), helm=helm)

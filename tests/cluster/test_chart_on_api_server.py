@@ -214,7 +214,7 @@ EXPECTED_RIGHTS: dict[str, set[str]] = {
     "test-credentials": {"training: get secrets credentials"},
     "airflow-dag-processor": set(),
     "mlflow": set(),
-    "minio": set(),
+    "seaweedfs": set(),
     "postgresql": set(),
     "serving": set(),
     "platform": set(),

@@ -71,9 +71,10 @@ def _registry_sources(option: Any, extra: list[str]) -> _Sources:
     kind = prereqs.find_kind(option("kind_bin"))
     kubectl = prereqs.find_kubectl(option("kind_kubectl_bin"))
     # The node image first: without it there is no cluster at all.
-    for ref in [*sorted({n.image for n in kindconfig.load()}), *sorted(images.PUBLIC_IMAGES)]:
+    public = sorted(images.PUBLIC_IMAGES | images.PREVIOUS_RELEASE_IMAGES)
+    for ref in [*sorted({n.image for n in kindconfig.load()}), *public]:
         prereqs.ensure_image(ref)
-    return _Sources(kind, kubectl, kindconfig.KIND_CONFIG, sorted(images.PUBLIC_IMAGES), extra, {})
+    return _Sources(kind, kubectl, kindconfig.KIND_CONFIG, public, extra, {})
 
 
 def _offline_sources(option: Any, extra: list[str], state: Path) -> _Sources:

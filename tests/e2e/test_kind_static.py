@@ -218,7 +218,7 @@ def test_release_lookups_find_exactly_what_the_fixture_reads(mode: str, tmp_path
         )
     }
     assert ports[("api-server", "http")] == ("trainyard-airflow-api-server", 8080)
-    assert ports[("object-store", "s3")] == ("trainyard-minio", 9000)
+    assert ports[("object-store", "s3")] == ("trainyard-seaweedfs", 8333)
     for service, _ in ports.values():
         assert ("Service", service) in by_name
 
@@ -287,7 +287,7 @@ def test_previous_chart_installs_on_kind_with_the_images_built_here(tmp_path: Pa
         images.normalize(i)
         for i in images.rendered_images([d for d in yaml.safe_load_all(out) if d])
     }
-    public = {images.normalize(i) for i in images.PUBLIC_IMAGES}
+    public = {images.normalize(i) for i in images.PUBLIC_IMAGES | images.PREVIOUS_RELEASE_IMAGES}
     assert needed - public - built() == set(), previous
 
 

@@ -38,10 +38,7 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- if and .Values.serving.enabled (not .Values.mlflow.enabled) -}}
 {{- fail "serving.enabled needs mlflow.enabled: the model server loads the champion from the MLflow registry" -}}
 {{- end -}}
-{{- if not (has $store.provider (list "minio" "seaweedfs" "external")) -}}
-{{- fail (printf "global.objectStore.provider must be one of minio, seaweedfs, external (got %q)" $store.provider) -}}
-{{- end -}}
-{{- if eq $store.provider "external" -}}
+{{- if eq (include "trainyard.objectStore.provider" (dict "root" .)) "external" -}}
 {{- if not $store.external.endpoint -}}
 {{- fail "global.objectStore.external.endpoint is required when global.objectStore.provider is external" -}}
 {{- end -}}

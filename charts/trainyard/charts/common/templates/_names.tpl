@@ -62,7 +62,7 @@ image is trainyard's own).
 */}}
 {{- define "trainyard.image" -}}
 {{- $registry := .root.Values.global.imageRegistry | default .image.registry -}}
-{{- $tag := .image.tag | default .defaultTag | toString -}}
+{{- $tag := .image.tag | default .defaultTag | default "" | toString -}}
 {{- $ref := .image.repository -}}
 {{- if $registry }}{{ $ref = printf "%s/%s" $registry $ref }}{{ end -}}
 {{- if $tag }}{{ $ref = printf "%s:%s" $ref $tag }}{{ end -}}

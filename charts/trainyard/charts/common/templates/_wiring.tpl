@@ -118,16 +118,91 @@ for ~/.postgresql/root.crt and fail ("root certificate file does not exist").
 
 {{/* ---- Object store ------------------------------------------------------------------ */}}
 
+{{/*
+The image of the MinIO this release already runs: the "minio" container of the chart's MinIO
+StatefulSet (<release>-minio, created by this release: Helm's release-name annotation), as
+`lookup` reads it from the cluster; "" when there is none. Renders without a cluster (helm
+template, --dry-run, Argo CD) read nothing, so there it is always "".
+*/}}
+{{- define "trainyard.objectStore.runningMinioImage" -}}
+{{- $root := .root -}}
+{{- $name := include "trainyard.fullname" (dict "root" $root "component" "minio" "max" 52) -}}
+{{- $sts := (lookup "apps/v1" "StatefulSet" $root.Release.Namespace $name) | default (dict) -}}
+{{- if eq (dig "metadata" "annotations" "meta.helm.sh/release-name" "" $sts) $root.Release.Name -}}
+{{- $containers := dig "spec" "template" "spec" "containers" (list) $sts -}}
+{{- $image := "" -}}
+{{- range $containers -}}
+{{- if and (not $image) (eq .name "minio") }}{{ $image = .image }}{{ end -}}
+{{- end -}}
+{{- if and (not $image) $containers }}{{ $image = (first $containers).image }}{{ end -}}
+{{- $image -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The store this release uses: global.objectStore.provider when it names one (an explicit choice
+always wins); for "auto" (the default), minio when this release already runs the chart's MinIO
+StatefulSet (an install from chart 0.3.x or earlier, whose default was MinIO: its store and data
+stay), else seaweedfs (every new install).
+*/}}
+{{- define "trainyard.objectStore.provider" -}}
+{{- $provider := .root.Values.global.objectStore.provider | default "auto" -}}
+{{- if has $provider (list "minio" "seaweedfs" "external") -}}
+{{- $provider -}}
+{{- else if ne $provider "auto" -}}
+{{- fail (printf "global.objectStore.provider must be one of auto, seaweedfs, minio, external (got %q)" $provider) -}}
+{{- else if include "trainyard.objectStore.runningMinioImage" . -}}
+minio
+{{- else -}}
+seaweedfs
+{{- end -}}
+{{- end -}}
+
+{{/*
+The MinIO image (`minio` is the objectstore chart's minio block): objectstore.minio.image when
+it names a tag or digest; else the image this release's MinIO runs (kept on upgrade); else
+refused: the community edition publishes no images any more, so there is no default to fall
+back on.
+*/}}
+{{- define "trainyard.objectStore.minioImage" -}}
+{{- $image := .minio.image -}}
+{{- if or $image.tag $image.digest -}}
+{{- include "trainyard.image" (dict "root" .root "image" $image) -}}
+{{- else -}}
+{{- $running := include "trainyard.objectStore.runningMinioImage" (dict "root" .root) -}}
+{{- if not $running -}}
+{{- fail "objectstore.minio.image.tag (or .digest) is required with global.objectStore.provider=minio: MinIO's community edition publishes no images since October 2025, so name a maintained MinIO build or AIStor image (objectstore.minio.image.registry, .repository, .tag), or use the default provider (SeaweedFS)" -}}
+{{- end -}}
+{{- $running -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The tag of an image reference ("" when it has none): repo:tag@digest -> tag. */}}
+{{- define "trainyard.imageTag" -}}
+{{- $name := splitList "@" . | first -}}
+{{- $last := splitList "/" $name | last -}}
+{{- if contains ":" $last }}{{ splitList ":" $last | last }}{{ end -}}
+{{- end -}}
+
+{{/*
+"true" when a MinIO image reference has a RELEASE.<timestamp> tag older than
+RELEASE.2025-10-15T17-29-55Z, the security release of MinIO's October 2025 advisory: every
+earlier release carries the vulnerability (tags compare as their timestamps).
+*/}}
+{{- define "trainyard.objectStore.minioAdvisory" -}}
+{{- $release := regexFind "^RELEASE\\.[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}-[0-9]{2}-[0-9]{2}Z" (include "trainyard.imageTag" .) -}}
+{{- if and $release (lt $release "RELEASE.2025-10-15T17-29-55Z") }}true{{ end -}}
+{{- end -}}
+
 {{- define "trainyard.objectStore.endpoint" -}}
 {{- $store := .root.Values.global.objectStore -}}
-{{- if eq $store.provider "minio" -}}
+{{- $provider := include "trainyard.objectStore.provider" . -}}
+{{- if eq $provider "minio" -}}
 {{- printf "http://%s:9000" (include "trainyard.serviceHost" (dict "root" .root "component" "minio")) -}}
-{{- else if eq $store.provider "seaweedfs" -}}
+{{- else if eq $provider "seaweedfs" -}}
 {{- printf "http://%s:8333" (include "trainyard.serviceHost" (dict "root" .root "component" "seaweedfs")) -}}
-{{- else if eq $store.provider "external" -}}
-{{- $store.external.endpoint -}}
 {{- else -}}
-{{- fail (printf "global.objectStore.provider must be one of minio, seaweedfs, external (got %q)" $store.provider) -}}
+{{- $store.external.endpoint -}}
 {{- end -}}
 {{- end -}}
 
