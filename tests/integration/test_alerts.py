@@ -7,7 +7,11 @@ is configured with both channels and a one-minute deadline.
 - A run whose validation fails alerts once it has failed: the task, its one-line error and
   its log URL, by e-mail and Slack (the DAG's failure callback, in the DAG processor).
 - A run still waiting for its data a minute after being queued alerts while it is still
-  running (the deadline alert's callback, in the triggerer).
+  running (the deadline alert's callback, in the triggerer); a run triggered behind it stays
+  queued, and `trainyard demo`'s follow says why.
+
+The days are fixed, far from the clock's: the laptop platform schedules no run of the DAG, so
+no scheduled run of a new day can take its one active run, whenever the tests run.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from rich.console import Console
 
 from tests.integration.test_notifications import Inbox
 from trainyard import storage
+from trainyard.errors import UserError
 from trainyard.processes import free_port
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import AirflowApi, state_name
@@ -40,7 +45,9 @@ from .conftest import airflow_api
 
 pytestmark = pytest.mark.integration
 
-TODAY = dt.datetime.now(dt.UTC).date()
+FAILING_DAY = dt.date(2026, 3, 2)  # its data is published, with missing values
+WAITING_DAY = dt.date(2026, 3, 3)  # no data: the sensor keeps waiting
+QUEUED_DAY = dt.date(2026, 3, 4)  # triggered while WAITING_DAY's run waits
 QUIET = Console(file=io.StringIO())
 SLACK_TOKEN = "T000/B000/alerts"
 
@@ -131,8 +138,8 @@ def wait_for(find: Callable[[], list[Any]], timeout_s: float, what: str) -> Any:
 
 def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(stack, api, channels):
     inbox, slack = channels
-    date = TODAY.isoformat()  # today's run takes the scheduled slot
-    frame = build_day(TODAY)
+    date = FAILING_DAY.isoformat()
+    frame = build_day(FAILING_DAY)
     frame.loc[:20, "pixel_10"] = np.nan
     stack.s3.client().put_object(
         Bucket="datasets",
@@ -140,6 +147,10 @@ def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(stack, api, cha
         Body=storage.parquet_bytes(frame),
     )
     run_id = trigger(api, date, {})
+    # Manual runs only on the laptop, the DAG unpaused: no scheduled run at midnight.
+    dag = api.dags.get_dag(DAG_ID)
+    assert not dag.is_paused and dag.timetable_summary is None, dag
+    assert dag.next_dagrun_run_after is None, dag
     assert state_name(follow(api, run_id, 600, QUIET).state) == "failed"
 
     mail = wait_for(
@@ -168,8 +179,7 @@ def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(stack, api, cha
 
 def test_a_run_past_its_deadline_alerts_while_it_runs(stack, api, channels):
     inbox, slack = channels
-    date = (TODAY - dt.timedelta(days=1)).isoformat()  # no data: the sensor keeps waiting
-    run_id = trigger(api, date, {})
+    run_id = trigger(api, WAITING_DAY.isoformat(), {})
     queued = time.monotonic()
 
     mail = wait_for(
@@ -191,3 +201,15 @@ def test_a_run_past_its_deadline_alerts_while_it_runs(stack, api, channels):
     )
     # Alerted before the end: the run is still waiting for its data.
     assert state_name(api.dag_run(DAG_ID, run_id).state) in ("running", "queued")
+
+    # A run triggered now waits behind it (max_active_runs=1), and the demo says why.
+    output = io.StringIO()
+    behind = trigger(api, QUEUED_DAY.isoformat(), {})
+    with pytest.raises(UserError) as timed_out:
+        follow(api, behind, 25, Console(file=output))
+    why = (
+        f"{DAG_ID} runs 1 run at a time (max_active_runs) and {run_id} (manual run, running since "
+    )
+    assert f"run {behind} still queued after 25s: {why}" in str(timed_out.value)
+    assert "wait_for_training_data deferred) holds it" in str(timed_out.value)
+    assert f"{behind} queued: {why}" in output.getvalue()
