@@ -21,3 +21,8 @@ def timed(what: str) -> Iterator[None]:
         yield
     finally:
         record(what, time.monotonic() - started)
+
+
+def table(text: str) -> None:
+    """A table (several lines) among the figures, e.g. a run's timeline (timeline.py)."""
+    FIGURES.append(text.rstrip("\n"))

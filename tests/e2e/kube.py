@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import subprocess
@@ -78,7 +79,7 @@ class Kube:
 
 @dataclass
 class PodRecord:
-    """What a pod looked like: enough to say where it ran and what it asked for."""
+    """What a pod looked like: enough to say where it ran, what it asked for, and when."""
 
     uid: str
     name: str
@@ -90,6 +91,13 @@ class PodRecord:
     requests: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     node_selector: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+    # When (the API server's and kubelet's times, whole seconds): the pod was created, the
+    # scheduler bound it (PodScheduled), its main container started and finished.
+    created: dt.datetime | None = None
+    scheduled: dt.datetime | None = None
+    started: dt.datetime | None = None
+    finished: dt.datetime | None = None
 
     @property
     def task_id(self) -> str:
@@ -100,6 +108,72 @@ class PodRecord:
     def task(self) -> str:
         """The task's name without its task group: validate, train, ..."""
         return self.task_id.rsplit(".", 1)[-1]
+
+    @classmethod
+    def from_object(cls, obj: dict[str, Any], namespace: str = "") -> PodRecord:
+        """A record of a Pod object as the API returns it (kubectl get -o json)."""
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        status = obj.get("status") or {}
+        limits: dict[str, str] = {}
+        requests: dict[str, str] = {}
+        for container in spec.get("containers", []):
+            resources = container.get("resources") or {}
+            limits.update(resources.get("limits") or {})
+            requests.update(resources.get("requests") or {})
+        scheduled = [
+            c.get("lastTransitionTime")
+            for c in status.get("conditions") or []
+            if c.get("type") == "PodScheduled" and c.get("status") == "True"
+        ]
+        state = _main_container_state(spec, status)
+        running, terminated = state.get("running") or {}, state.get("terminated") or {}
+        return cls(
+            uid=meta["uid"],
+            name=meta["name"],
+            namespace=meta.get("namespace", namespace),
+            labels=meta.get("labels") or {},
+            node=spec.get("nodeName", ""),
+            phase=status.get("phase", ""),
+            limits=limits,
+            requests=requests,
+            tolerations=spec.get("tolerations") or [],
+            node_selector=spec.get("nodeSelector") or {},
+            annotations=meta.get("annotations") or {},
+            created=parse_time(meta.get("creationTimestamp")),
+            scheduled=parse_time(scheduled[0] if scheduled else None),
+            started=parse_time(running.get("startedAt") or terminated.get("startedAt")),
+            finished=parse_time(terminated.get("finishedAt")),
+        )
+
+    def merged(self, previous: PodRecord | None) -> PodRecord:
+        """This record, with what an earlier one of the same pod knew and this one lacks (a
+        deletion event may come without the node; a state without the start time)."""
+        if previous is None:
+            return self
+        for name in ("node", "created", "scheduled", "started", "finished"):
+            if not getattr(self, name):
+                setattr(self, name, getattr(previous, name))
+        return self
+
+
+def _main_container_state(spec: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """The state of the pod's main container: `base` (Airflow's name for it in worker and pod
+    operator pods) where there is one, else the first container."""
+    statuses = status.get("containerStatuses") or []
+    names = [c.get("name") for c in spec.get("containers", [])]
+    main = "base" if "base" in names else (names[0] if names else None)
+    for container in statuses:
+        if container.get("name") == main:
+            state: dict[str, Any] = container.get("state") or {}
+            return state
+    return {}
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    """An API timestamp (RFC 3339, `2026-01-01T10:00:00Z`) as an aware datetime."""
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class PodRecorder:
@@ -164,32 +238,11 @@ class PodRecorder:
             for item in obj.get("items", []):
                 self._record(item)
             return
-        meta, spec = obj["metadata"], obj.get("spec") or {}
-        limits: dict[str, str] = {}
-        requests: dict[str, str] = {}
-        for container in spec.get("containers", []):
-            resources = container.get("resources") or {}
-            limits.update(resources.get("limits") or {})
-            requests.update(resources.get("requests") or {})
-        record = PodRecord(
-            uid=meta["uid"],
-            name=meta["name"],
-            namespace=meta.get("namespace", self.namespace),
-            labels=meta.get("labels") or {},
-            node=spec.get("nodeName", ""),
-            phase=(obj.get("status") or {}).get("phase", ""),
-            limits=limits,
-            requests=requests,
-            tolerations=spec.get("tolerations") or [],
-            node_selector=spec.get("nodeSelector") or {},
-        )
+        record = PodRecord.from_object(obj, self.namespace)
         with self._changed:
             if record.phase == "Running" and self.first_running_s is None:
                 self.first_running_s = time.monotonic() - self.started
-            previous = self.pods.get(record.uid)
-            if previous and not record.node:
-                record.node = previous.node  # a deletion event may come without it
-            self.pods[record.uid] = record
+            self.pods[record.uid] = record.merged(self.pods.get(record.uid))
             self._changed.notify_all()
 
     def snapshot(self) -> list[PodRecord]:

@@ -117,11 +117,19 @@ def publish(endpoints: Endpoints, date: str) -> None:
 
 
 def run_day(
-    endpoints: Endpoints, api: AirflowApi, date: str, conf: dict[str, Any], timeout_s: float
+    endpoints: Endpoints,
+    api: AirflowApi,
+    date: str,
+    conf: dict[str, Any],
+    timeout_s: float,
+    run_ids: list[str] | None = None,
 ) -> tuple[str, dict[str, str | None]]:
-    """Publish, trigger, wait; returns the run id and every task's state."""
+    """Publish, trigger, wait; returns the run id and every task's state. run_ids: where the
+    run id is appended as soon as the run exists (a caller's record, even of a failed run)."""
     publish(endpoints, date)
     run_id = trigger(api, date, conf)
+    if run_ids is not None:
+        run_ids.append(run_id)
     # Unpaused once its run holds the slot (a platform may create DAGs paused, as kind's
     # values do): the scheduler then adds no scheduled twin of the same day.
     api.unpause(DAG_ID)
@@ -219,19 +227,21 @@ def run_scenario(
     timeout_s: float = 1800,
     first_day: str | None = None,
     second_day: str | None = None,
+    run_ids: list[str] | None = None,
 ) -> None:
-    """Two days of the journey; raises AssertionError naming what went wrong."""
+    """Two days of the journey; raises AssertionError naming what went wrong. run_ids: the
+    runs it triggered are appended there."""
     today = dt.datetime.now(dt.UTC).date()
     first_day = first_day or today.isoformat()
     second_day = second_day or (today - dt.timedelta(days=1)).isoformat()
     api = endpoints.airflow()
     api.wait_for_dag(DAG_ID)
 
-    run_id, states = run_day(endpoints, api, first_day, FIRST_DAY_CONF, timeout_s)
+    run_id, states = run_day(endpoints, api, first_day, FIRST_DAY_CONF, timeout_s, run_ids)
     champion = check_trained_and_deployed(endpoints, api, run_id, states)
     served = served_classes(endpoints)
 
-    run_id, states = run_day(endpoints, api, second_day, SECOND_DAY_CONF, timeout_s)
+    run_id, states = run_day(endpoints, api, second_day, SECOND_DAY_CONF, timeout_s, run_ids)
     assert states["skip_deployment"] == "success" and states["deploy"] == "skipped", states
     evaluation = api.xcom(DAG_ID, run_id, "evaluate", key="reason")
     assert "below the minimum 0.999" in evaluation, evaluation
@@ -241,19 +251,23 @@ def run_scenario(
     assert (served_classes(endpoints) == served).all(), "the served model changed"
 
 
-def run_first_day(endpoints: Endpoints, timeout_s: float = 1800) -> None:
+def run_first_day(
+    endpoints: Endpoints, timeout_s: float = 1800, run_ids: list[str] | None = None
+) -> None:
     """The journey's first day only: trained, gated, deployed as champion and served. For the
     runs that check something else (where pods land, what an upgrade keeps); the second day's
     gate is checked once, by run_scenario."""
     api = endpoints.airflow()
     api.wait_for_dag(DAG_ID)
     day = dt.datetime.now(dt.UTC).date().isoformat()
-    run_id, states = run_day(endpoints, api, day, FIRST_DAY_CONF, timeout_s)
+    run_id, states = run_day(endpoints, api, day, FIRST_DAY_CONF, timeout_s, run_ids)
     check_trained_and_deployed(endpoints, api, run_id, states)
     served_classes(endpoints)
 
 
-def run_upgrade_check(endpoints: Endpoints, timeout_s: float = 1800) -> None:
+def run_upgrade_check(
+    endpoints: Endpoints, timeout_s: float = 1800, run_ids: list[str] | None = None
+) -> None:
     """After an upgrade: yesterday's champion is still served, and a new day trains again."""
     api = endpoints.airflow()
     api.wait_for_dag(DAG_ID)
@@ -261,7 +275,7 @@ def run_upgrade_check(endpoints: Endpoints, timeout_s: float = 1800) -> None:
         before = client.get_model_version_by_alias(endpoints.model_name, "champion").version
     served_classes(endpoints)
     day = (dt.datetime.now(dt.UTC).date() - dt.timedelta(days=2)).isoformat()
-    _, states = run_day(endpoints, api, day, SECOND_DAY_CONF, timeout_s)
+    _, states = run_day(endpoints, api, day, SECOND_DAY_CONF, timeout_s, run_ids)
     assert states["skip_deployment"] == "success", states
     with mlflow_credentials(endpoints) as client:
         assert client.get_model_version_by_alias(endpoints.model_name, "champion").version == before
