@@ -11,8 +11,9 @@ alert through the same channels as notify.
 
 Every trainer step is `python -m trainyard.trainer <stage>`: a pod on
 Kubernetes, a local process in standalone mode, chosen by the platform config
-(`TRAINYARD_PLATFORM_CONFIG`). Trigger with a config to override the search
-space, epochs or the gate's thresholds.
+(`TRAINYARD_PLATFORM_CONFIG`). The sensor and the small Python steps run inline
+(on Kubernetes: the scheduler pod's LocalExecutor, no worker pod of their own).
+Trigger with a config to override the search space, epochs or the gate's thresholds.
 """
 
 from __future__ import annotations
@@ -105,6 +106,7 @@ with DAG(
         deferrable=True,
         poke_interval=platform.sensor_poke_seconds,
         timeout=platform.sensor_timeout_minutes * 60,
+        executor=platform.inline_executor,
     )
 
     with TaskGroup("data_preparation") as data_preparation:
@@ -120,7 +122,7 @@ with DAG(
         chain(validate, preprocess, features)
         manifest_url = features.output["manifest_url"]
 
-    @task
+    @task(executor=platform.inline_executor)
     def generate_hyperparams(manifest_url: str, checkpoints: str) -> list[list[str]]:
         context = get_current_context()
         params = context["params"]
@@ -143,7 +145,11 @@ with DAG(
         map_index_template=TRIAL_LABEL,
     ).expand(arguments=generate_hyperparams(manifest_url, WORK + "/checkpoints"))
 
-    @task(trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS, multiple_outputs=True)
+    @task(
+        trigger_rule=TriggerRule.ALL_DONE_MIN_ONE_SUCCESS,
+        multiple_outputs=True,
+        executor=platform.inline_executor,
+    )
     def select_best(results: list) -> dict:
         return selection.select_best(results)
 
@@ -162,7 +168,7 @@ with DAG(
         multiple_outputs=True,
     )
 
-    @task.branch
+    @task.branch(executor=platform.inline_executor)
     def decide_deployment(deploy: bool) -> str:
         return gate.branch_for(deploy)
 
@@ -181,7 +187,7 @@ with DAG(
     )
     skip_deployment = EmptyOperator(task_id=gate.SKIP_TASK)
 
-    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    @task(trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS, executor=platform.inline_executor)
     def notify(best: dict, evaluation: dict) -> dict:
         context = get_current_context()
         deployment = context["ti"].xcom_pull(task_ids=gate.DEPLOY_TASK)

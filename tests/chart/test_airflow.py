@@ -114,7 +114,8 @@ def test_config_changes_roll_the_pods() -> None:
 def test_kubernetes_executor_and_pod_template(helm: str) -> None:
     objects = render_chart(helm=helm)
     config = airflow_config(objects)
-    assert config["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor"
+    # The inline executor beside it, for the DAG's sensor and small Python tasks.
+    assert config["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor,LocalExecutor"
     assert config["AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE"] == NAMESPACE
     template_path = config["AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE"]
     template = pod_template(objects)
@@ -609,3 +610,15 @@ def test_the_dag_processor_preloads_the_pod_operator_from_the_image() -> None:
     dockerfile = (REPO / "images" / "airflow" / "Dockerfile").read_text()
     folder, name = script.rsplit("/", 1)
     assert f"images/airflow/{name} {folder}/" in dockerfile
+
+
+def test_the_inline_executor_reaches_airflow_and_the_dag_or_is_off() -> None:
+    """airflow.inlineExecutor: both Airflow's executors and platform.json's inline_executor
+    (the DAG's inline tasks ask for it); "" leaves only the KubernetesExecutor and no task
+    asks for another (a task naming an executor Airflow lacks would never run)."""
+    on = render_chart()
+    assert airflow_config(on)["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor,LocalExecutor"
+    assert platform_json(on)["inline_executor"] == "LocalExecutor"
+    off = render_chart({"airflow": {"inlineExecutor": ""}})
+    assert airflow_config(off)["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor"
+    assert platform_json(off)["inline_executor"] is None

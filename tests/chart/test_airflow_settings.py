@@ -69,7 +69,7 @@ def test_each_runtime_gets_its_own_part(helm: str, tmp_path: Path) -> None:
     kubernetes, standalone = chart_env(helm), standalone_env(tmp_path)
     assert env_names("kubernetes") <= kubernetes.keys()
     assert env_names("standalone") <= standalone.keys()
-    assert kubernetes["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor"
+    assert kubernetes["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor,LocalExecutor"
     assert standalone["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     # Every placeholder was filled, on both sides.
     for env, part in ((kubernetes, "kubernetes"), (standalone, "standalone")):

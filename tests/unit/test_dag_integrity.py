@@ -234,3 +234,26 @@ def test_dag_file_does_not_import_heavy_modules(tmp_path):
         env={**os.environ, "TRAINYARD_PLATFORM_CONFIG": str(config)},
     )
     assert out.stdout.strip().splitlines()[-1:] in ([], [""]), out.stdout
+
+
+INLINE_TASKS = {
+    "wait_for_training_data",
+    "generate_hyperparams",
+    "select_best",
+    "decide_deployment",
+    "notify",
+}
+
+
+def test_inline_tasks_take_the_platforms_inline_executor_and_pod_tasks_do_not(
+    tmp_path, monkeypatch
+):
+    """On Kubernetes the sensor and the Python tasks on XComs run in the chart's inline
+    executor (no worker pod each); every trainer step keeps the default executor, whose
+    worker pod launches its trainer pod. Without an inline executor nothing names one."""
+    dag = load_dag(tmp_path, monkeypatch, runtime="kubernetes", inline_executor="LocalExecutor")
+    executors = {task.task_id: task.executor for task in dag.tasks}
+    assert {t for t, e in executors.items() if e == "LocalExecutor"} == INLINE_TASKS
+    assert {e for t, e in executors.items() if t not in INLINE_TASKS} == {None}
+    plain = load_dag(tmp_path, monkeypatch, runtime="standalone")
+    assert {task.executor for task in plain.tasks} == {None}

@@ -132,6 +132,7 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
   "sensor_poke_seconds" ($p.sensorPokeSeconds | int)
   "sensor_timeout_minutes" ($p.sensorTimeoutMinutes | int)
   "deadline_minutes" ($p.deadlineMinutes | int)
+  "inline_executor" (.Values.airflow.inlineExecutor | default nil)
   "trainer" (dict
     "image" (include "trainyard.image" (dict "root" . "image" $t.image "defaultTag" (include "trainyard.trainer.defaultTag" .)))
     "image_pull_policy" $t.image.pullPolicy

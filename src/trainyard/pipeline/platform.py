@@ -88,6 +88,10 @@ class PlatformConfig:
     # A run not finished this many minutes after it was queued is alerted (Airflow deadline
     # alert, through the notify channels); 0: no deadline.
     deadline_minutes: int = 0
+    # The Airflow executor of the DAG's inline tasks (the data sensor, the Python tasks on
+    # XComs) when it is not the default one: on Kubernetes the chart's LocalExecutor in the
+    # scheduler pod, which spares each of them a worker pod. None: the default executor.
+    inline_executor: str | None = None
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)

@@ -81,7 +81,8 @@ namespace), the auth manager's, then `.Values.config`. Rendered once, into the e
 {{- end }}
 {{- $derived = mergeOverwrite $derived (dict
   "core" (dict
-    "execution_api_server_url" (include "airflow.executionApiUrl" .))
+    "execution_api_server_url" (include "airflow.executionApiUrl" .)
+    "executor" (ternary (printf "KubernetesExecutor,%s" .Values.inlineExecutor) "KubernetesExecutor" (ne .Values.inlineExecutor "")))
   "database" (dict
     "sql_alchemy_conn" (printf "postgresql+psycopg2://%s@%s:%s/%s" $db.user (include "trainyard.database.host" (dict "root" .)) (include "trainyard.database.port" (dict "root" .)) $db.name))
   "kubernetes_executor" (dict
