@@ -23,7 +23,7 @@ from tests.conftest import unavailable
 
 from . import images, kindconfig, offline, prereqs
 from .figures import FIGURES
-from .kindenv import FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
+from .kindenv import FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
 from .kube import Kube, KubectlError
 from .release import InstalledRelease
 
@@ -223,12 +223,6 @@ def gpu_worker(kind_env: KindEnv) -> Iterator[str]:
     finally:
         with contextlib.suppress(KubectlError):
             kind_env.kube.set_node_capacity(worker, "nvidia.com/gpu", None)
-
-
-@pytest.fixture(scope="class")
-def gpu_release(kind_env: KindEnv, gpu_worker: str) -> Iterator[InstalledRelease]:
-    """Fake GPU: ci/kind-values.yaml + ci/kind-fake-gpu-values.yaml."""
-    yield from kind_env.release("gpu", [KIND_VALUES, FAKE_GPU_VALUES])
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

@@ -34,6 +34,7 @@ from .kindenv import CHART, GPU_NODE_LABEL, KindEnv
 from .kube import PodRecord, PodRecorder
 from .release import InstalledRelease
 from .scenario import Endpoints, run_first_day, run_scenario, run_upgrade_check
+from .timeline import worker_pods, write_run_tables
 
 # Image builds, a cluster and an install come first; one journey takes minutes on kind.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3 * 3600)]
@@ -43,29 +44,49 @@ CHART_APP_VERSION = str(yaml.safe_load((CHART / "Chart.yaml").read_text())["appV
 JOURNEY_TIMEOUT_S = 1800
 
 
-def journey(release: InstalledRelease, endpoints: Endpoints, full: bool = True) -> None:
+def journey(
+    release: InstalledRelease,
+    endpoints: Endpoints,
+    full: bool = True,
+    run_ids: list[str] | None = None,
+) -> None:
     """The scenario on a fresh release (full: both days; else the first day, which trains and
-    deploys); on one that already ran it, the one-more-run check."""
+    deploys); on one that already ran it, the one-more-run check. run_ids: the DAG runs it
+    triggered are appended there."""
     try:
         if release.scenario_runs:
-            run_upgrade_check(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
+            run_upgrade_check(endpoints, timeout_s=JOURNEY_TIMEOUT_S, run_ids=run_ids)
         elif full:
-            run_scenario(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
+            run_scenario(endpoints, timeout_s=JOURNEY_TIMEOUT_S, run_ids=run_ids)
         else:
-            run_first_day(endpoints, timeout_s=JOURNEY_TIMEOUT_S)
+            run_first_day(endpoints, timeout_s=JOURNEY_TIMEOUT_S, run_ids=run_ids)
     finally:
         release.scenario_runs += 1  # even a failed run leaves state behind
 
 
-def recorded_journey(release: InstalledRelease, full: bool = True) -> list[PodRecord]:
-    """Run the journey while recording every trainer pod (succeeded ones are deleted at once)."""
+def recorded_journey(
+    release: InstalledRelease, full: bool = True, artifacts: Path | None = None
+) -> list[PodRecord]:
+    """Run the journey while recording every trainer pod (succeeded ones are deleted at once)
+    and every Airflow worker pod; with `artifacts`, each run's timeline (where its time went,
+    per task and phase: tests/e2e/timeline.py) goes into artifacts/timelines and the figures."""
     recorder = PodRecorder(release.kube, release.training_namespace, TRAINER_PODS)
-    days = "both days" if full else "first day"
+    workers = PodRecorder(release.kube, release.namespace, worker_pods(release.release_name))
+    days = "one more day" if release.scenario_runs else "both days" if full else "first day"
+    run_ids: list[str] = []
+    endpoints: Endpoints | None = None
     try:
         with timed(f"journey on kind, {days} ({release.namespace})"):
-            journey(release, release.endpoints(), full)
+            endpoints = release.endpoints()
+            journey(release, endpoints, full, run_ids)
     finally:
         recorder.close()
+        workers.close()
+        if artifacts is not None and endpoints is not None:
+            write_run_tables(
+                endpoints.airflow, run_ids, workers.snapshot(), recorder.snapshot(),
+                artifacts / "timelines", f"{release.namespace} {days}",
+            )  # fmt: skip
     if recorder.first_running_s is not None:
         record(f"journey start to first trainer pod Running ({release.namespace})",
                recorder.first_running_s)  # fmt: skip
@@ -257,93 +278,105 @@ def _smoke_objects(image: str) -> list[dict[str, Any]]:
     ]
 
 
+def assert_cpu_fallback(pods: list[PodRecord], roles: dict[str, str]) -> None:
+    """gpu.enabled=false: every trainer stage ran, none asked for a GPU or tolerated the GPU
+    taint, all on the control plane."""
+    assert {p.task for p in pods} >= {"validate", "preprocess", "features", "train"}, describe(pods)
+    for pod in pods:
+        assert not any("nvidia.com" in key for key in pod.limits), describe([pod])
+        assert not pod.tolerations or all(
+            t.get("key") != "nvidia.com/gpu" for t in pod.tolerations
+        ), describe([pod])
+        assert roles.get(pod.node) == "control-plane", describe([pod])
+
+
+def assert_on_the_gpu_pool(
+    pods: list[PodRecord], config: dict[str, Any], gpu_worker: str, roles: dict[str, str]
+) -> None:
+    """gpu.enabled=true: trials ask for the configured GPUs, tolerate the pool's taint, select
+    its nodes and land on the GPU worker; every other stage stays off it without a GPU."""
+    trials = [p for p in pods if p.task == "train"]
+    others = [p for p in pods if p.task != "train"]
+    assert trials, describe(pods)
+    assert {p.task for p in others} >= {"validate", "preprocess", "features"}, describe(pods)
+    for pod in trials:
+        assert pod.limits.get("nvidia.com/gpu") == str(config["count"]), describe([pod])
+        assert pod.node == gpu_worker, describe([pod])
+        for toleration in config["tolerations"]:
+            assert toleration in pod.tolerations, describe([pod])
+        assert pod.node_selector == config["node_selector"], describe([pod])
+    # Only training asks for GPUs; data preparation and evaluation do not.
+    for pod in others:
+        assert "nvidia.com/gpu" not in pod.limits, describe([pod])
+        assert roles.get(pod.node) == "control-plane", describe([pod])
+
+
 class TestCpuFallback:
     """gpu.enabled=false: the same trainer pods without a GPU request, on the control plane."""
 
-    def test_journey(self, cpu_release: InstalledRelease, kind_env: KindEnv) -> None:
-        pods = recorded_journey(cpu_release)
-        roles = node_names(kind_env)
-        assert {p.task for p in pods} >= {"validate", "preprocess", "features", "train"}, describe(
-            pods
-        )
-        for pod in pods:
-            assert not any("nvidia.com" in key for key in pod.limits), describe([pod])
-            assert not pod.tolerations or all(
-                t.get("key") != "nvidia.com/gpu" for t in pod.tolerations
-            ), describe([pod])
-            assert roles.get(pod.node) == "control-plane", describe([pod])
-
-    def test_helm_test(self, cpu_release: InstalledRelease) -> None:
-        out = cpu_release.helm_test()  # exits non-zero (HelmError) when a test pod fails
-        phases = re.findall(r"^Phase:\s+(\w+)", out, re.MULTILINE)
-        assert len(phases) >= 3 and set(phases) == {"Succeeded"}, out
-
-    def test_scheduler_killed_mid_run_still_completes(self, cpu_release: InstalledRelease) -> None:
-        """The scheduler pod dies while trials train; its replacement adopts the running task
-        pods (KubernetesExecutor adoption, durable pod operators) and the run completes."""
+    def test_journey_completes_though_the_scheduler_is_killed_mid_training(
+        self, cpu_release: InstalledRelease, kind_env: KindEnv
+    ) -> None:
+        """Both days of the journey; while the first day's trials train, the scheduler pod
+        dies. Its replacement adopts the running task pods (KubernetesExecutor adoption,
+        durable pod operators) and both days complete with every assertion of the journey.
+        One run for what were two (the journey, then a run just for the kill)."""
         release = cpu_release
         selector = f"app.kubernetes.io/instance={release.release_name},"
         selector += "app.kubernetes.io/component=scheduler"
         before = {p["metadata"]["uid"] for p in release.pods("scheduler")}
         assert before, "no scheduler pod"
         recorder = PodRecorder(release.kube, release.training_namespace, TRAINER_PODS)
+        workers = PodRecorder(release.kube, release.namespace, worker_pods(release.release_name))
+        run_ids: list[str] = []
         endpoints = release.endpoints()
-        run = Background(lambda: journey(release, endpoints))
         try:
-            train = recorder.wait_for(
-                lambda p: p.task == "train" and bool(p.node), JOURNEY_TIMEOUT_S, run.done
-            )
-            if train is None:
-                if run.done.is_set():
-                    run.join(0)  # the journey's own failure, if it failed
-                    pytest.fail("the run ended before any train pod started: nothing was killed")
-                pytest.fail(f"no train pod started within {JOURNEY_TIMEOUT_S} s")
-            release.kube.run(
-                "delete",
-                "pod",
-                "--namespace",
-                release.namespace,
-                "--selector",
-                selector,
-                "--wait=false",
-            )
-            run.join(JOURNEY_TIMEOUT_S + 300)
+            with timed(f"journey on kind, both days, scheduler killed ({release.namespace})"):
+                run = Background(lambda: journey(release, endpoints, run_ids=run_ids))
+                train = recorder.wait_for(
+                    lambda p: p.task == "train" and bool(p.node), JOURNEY_TIMEOUT_S, run.done
+                )
+                if train is None:
+                    if run.done.is_set():
+                        run.join(0)  # the journey's own failure, if it failed
+                        pytest.fail("the run ended before any train pod started: nothing killed")
+                    pytest.fail(f"no train pod started within {JOURNEY_TIMEOUT_S} s")
+                release.kube.run(
+                    "delete", "pod", "--namespace", release.namespace, "--selector", selector,
+                    "--wait=false",
+                )  # fmt: skip
+                run.join(2 * JOURNEY_TIMEOUT_S)
         finally:
             recorder.close()
+            workers.close()
+            write_run_tables(
+                endpoints.airflow, run_ids, workers.snapshot(), recorder.snapshot(),
+                kind_env.artifacts / "timelines", f"{release.namespace} scheduler killed",
+            )  # fmt: skip
         after = release.pods("scheduler")
         assert after and not ({p["metadata"]["uid"] for p in after} & before), (
             "the scheduler pod was not replaced"
         )
+        if recorder.first_running_s is not None:
+            record(f"journey start to first trainer pod Running ({release.namespace})",
+                   recorder.first_running_s)  # fmt: skip
+        pods = recorder.snapshot()
+        assert pods, f"no trainer pod was seen in {release.training_namespace}"
+        assert_cpu_fallback(pods, node_names(kind_env))
 
-
-class TestFakeGpu:
-    """gpu.enabled=true against a worker that advertises nvidia.com/gpu without having one."""
-
-    def test_trials_request_gpus_and_run_on_the_gpu_pool(
-        self, gpu_release: InstalledRelease, gpu_worker: str, kind_env: KindEnv
-    ) -> None:
-        pods = recorded_journey(gpu_release, full=False)
-        trials = [p for p in pods if p.task == "train"]
-        others = [p for p in pods if p.task != "train"]
-        assert trials, describe(pods)
-        config = gpu_release.platform_config()["gpu"]
-        for pod in trials:
-            assert pod.limits.get("nvidia.com/gpu") == str(config["count"]), describe([pod])
-            assert pod.node == gpu_worker, describe([pod])
-            for toleration in config["tolerations"]:
-                assert toleration in pod.tolerations, describe([pod])
-            assert pod.node_selector == config["node_selector"], describe([pod])
-        # Only training asks for GPUs; data preparation, evaluation and deployment do not.
-        roles = node_names(kind_env)
-        for pod in others:
-            assert "nvidia.com/gpu" not in pod.limits, describe([pod])
-            assert roles.get(pod.node) == "control-plane", describe([pod])
+    def test_helm_test(self, cpu_release: InstalledRelease) -> None:
+        out = cpu_release.helm_test()  # exits non-zero (HelmError) when a test pod fails
+        phases = re.findall(r"^Phase:\s+(\w+)", out, re.MULTILINE)
+        assert len(phases) >= 3 and set(phases) == {"Succeeded"}, out
 
 
 @dataclass(frozen=True)
 class UpgradeTarget:
     chart: Path
     values: Path
+    # The GPU path on top: the upgraded release trains on the fake GPU pool (one install and
+    # one run for what were two of each: an upgrade and a fake-GPU release).
+    gpu_values: Path
     version: str
     app_version: str
 
@@ -417,7 +450,8 @@ def upgrade_target(
         new = f"{repository}:{tag.replace(str(CHART_APP_VERSION), meta['appVersion'], 1)}"
         subprocess.run(["docker", "tag", ref, new], check=True, timeout=60)
         kind_env.load_image(new)
-    return UpgradeTarget(chart, values, meta["version"], meta["appVersion"])
+    gpu_values = chart / "ci" / "kind-fake-gpu-values.yaml"
+    return UpgradeTarget(chart, values, gpu_values, meta["version"], meta["appVersion"])
 
 
 def _render(kind_env: KindEnv, chart: Path, values: list[Path]) -> list[dict[str, Any]]:
@@ -429,9 +463,16 @@ def _render(kind_env: KindEnv, chart: Path, values: list[Path]) -> list[dict[str
 
 
 class TestUpgrade:
-    def test_upgrade_from_the_last_release_keeps_data_and_secrets(
-        self, previous_release: InstalledRelease, upgrade_target: UpgradeTarget
+    def test_upgrade_from_the_last_release_keeps_data_and_secrets_then_trains_on_gpus(
+        self,
+        previous_release: InstalledRelease,
+        upgrade_target: UpgradeTarget,
+        gpu_worker: str,
+        kind_env: KindEnv,
     ) -> None:
+        """The last release, CPU only, runs a day; the upgrade to this chart keeps its data,
+        Secrets, volumes and champion, turns the GPU path on (a worker that advertises
+        nvidia.com/gpu without having one), and the next day's trials run on that pool."""
         release = previous_release
         endpoints = release.endpoints()
         # The journey on the release, with this tree's images (the same appVersion tags): what
@@ -447,7 +488,9 @@ class TestUpgrade:
         objects_before = s3_objects(endpoints)
         champion_before = champion_version(endpoints)
 
-        release.deploy(upgrade_target.chart, [upgrade_target.values], upgrade=True)
+        release.deploy(
+            upgrade_target.chart, [upgrade_target.values, upgrade_target.gpu_values], upgrade=True
+        )
         release.chart_source = f"chart {upgrade_target.version} at {upgrade_target.chart}"
 
         after = release.state()
@@ -481,7 +524,10 @@ class TestUpgrade:
             "trainyard/airflow",
             "trainyard/mlflow",
         }, running
-        journey(release, endpoints)
+        pods = recorded_journey(release, artifacts=kind_env.artifacts)
+        config = release.platform_config()["gpu"]
+        assert config["enabled"], config
+        assert_on_the_gpu_pool(pods, config, gpu_worker, node_names(kind_env))
 
 
 def s3_objects(endpoints: Endpoints) -> dict[str, str]:
