@@ -17,6 +17,8 @@ import pytest
 
 from trainyard.standalone.services import MlflowServer, S3Server
 
+from . import budget
+
 # Airflow reads its home at import: keep tests away from ~/airflow.
 os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="trainyard-airflow-home-"))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
@@ -55,6 +57,7 @@ class SlowTestLines:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(SlowTestLines(config), "trainyard-slow-test-lines")
+    config.pluginmanager.register(budget.TestTimes(), budget.PLUGIN_NAME)
 
 
 def unavailable(why: str) -> NoReturn:

@@ -8,6 +8,7 @@ Each class installs a fresh release: the journey assumes a platform without a ch
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from packaging.version import Version
 from trainyard.pipeline import alerts
 from trainyard.pipeline.pod_tasks import TRAINER_COMMAND
 
+from .. import budget
 from . import images, previous_chart
 from .figures import record, timed
 from .kindenv import CHART, GPU_NODE_LABEL, KindEnv
@@ -590,3 +592,15 @@ class Background:
             pytest.fail(f"the journey did not finish within {timeout_s:.0f} s")
         if self.error is not None:
             raise self.error
+
+
+class TestBudget:
+    """Last in this file: the kind tests' time so far against their share of CI's budget."""
+
+    def test_the_kind_tests_stay_within_their_ci_budget(
+        self, request: pytest.FixtureRequest
+    ) -> None:
+        over = budget.kind_budget_exceeded(request.config)
+        if over and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(over, pytrace=False)
+        # Elsewhere (a laptop, another machine's speed) the table at the end reports it.
