@@ -126,17 +126,23 @@ template, --dry-run, Argo CD) read nothing, so there it is always "".
 */}}
 {{- define "trainyard.objectStore.runningMinioImage" -}}
 {{- $root := .root -}}
+{{- /* One lookup per chart render, not one per include: the answer is kept in the values
+  the chart's templates share (a render-time key; values are validated before rendering). */ -}}
+{{- $memo := $root.Values.global.objectStore -}}
+{{- if not (hasKey $memo "_runningMinioImage") -}}
 {{- $name := include "trainyard.fullname" (dict "root" $root "component" "minio" "max" 52) -}}
 {{- $sts := (lookup "apps/v1" "StatefulSet" $root.Release.Namespace $name) | default (dict) -}}
+{{- $image := "" -}}
 {{- if eq (dig "metadata" "annotations" "meta.helm.sh/release-name" "" $sts) $root.Release.Name -}}
 {{- $containers := dig "spec" "template" "spec" "containers" (list) $sts -}}
-{{- $image := "" -}}
 {{- range $containers -}}
 {{- if and (not $image) (eq .name "minio") }}{{ $image = .image }}{{ end -}}
 {{- end -}}
 {{- if and (not $image) $containers }}{{ $image = (first $containers).image }}{{ end -}}
-{{- $image -}}
 {{- end -}}
+{{- $_ := set $memo "_runningMinioImage" $image -}}
+{{- end -}}
+{{- index $memo "_runningMinioImage" -}}
 {{- end -}}
 
 {{/*
