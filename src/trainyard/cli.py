@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from trainyard import objectstore_copy
 from trainyard.errors import UserError
 from trainyard.standalone.status_table import format_status
 
@@ -69,11 +70,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep", action="store_true", help="leave the services up afterwards")
     demo.add_argument("--summary-json", type=Path, default=None, help="write the summary here")
     demo.add_argument("--timeout", type=float, default=1800, help="seconds to wait for the run")
+    copy = sub.add_parser(
+        "objectstore-copy",
+        help="copy every bucket and object from one S3 store to another, each copy verified "
+        "by SHA-256 (SOURCE_* and DEST_* env: see docs/upgrading.md)",
+    )
+    objectstore_copy.add_arguments(copy)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "objectstore-copy":  # needs no platform: both stores come from the env
+        return objectstore_copy.execute(args)
+    return platform_command(args)
+
+
+def platform_command(args: argparse.Namespace) -> int:
+    """up, down, status and demo: the laptop platform in --workdir."""
     # Imported per command: each pulls in heavy dependencies.
     from trainyard.standalone import runtime  # noqa: PLC0415
 
