@@ -622,3 +622,9 @@ def test_the_inline_executor_reaches_airflow_and_the_dag_or_is_off() -> None:
     off = render_chart({"airflow": {"inlineExecutor": ""}})
     assert airflow_config(off)["AIRFLOW__CORE__EXECUTOR"] == "KubernetesExecutor"
     assert platform_json(off)["inline_executor"] is None
+
+
+def test_trials_wait_in_their_worker_pod_unless_deferred() -> None:
+    assert platform_json(render_chart())["deferrable_trials"] is False
+    deferred = render_chart({"pipeline": {"deferrableTrials": True}})
+    assert platform_json(deferred)["deferrable_trials"] is True

@@ -181,7 +181,12 @@ def test_kubernetes_runtime_builds_gpu_pods_from_the_platform_config(tmp_path, m
     }
     dag = load_dag(tmp_path, monkeypatch, **config)
     assert isinstance(dag.get_task("evaluate"), KubernetesPodOperator)
-    assert dag.get_task("train").partial_kwargs["deferrable"] is True
+    # Trials wait in their worker pod unless the platform defers them; no other step defers.
+    assert dag.get_task("train").partial_kwargs["deferrable"] is False
+    assert dag.get_task("evaluate").deferrable is False
+    deferred = load_dag(tmp_path, monkeypatch, **config, deferrable_trials=True)
+    assert deferred.get_task("train").partial_kwargs["deferrable"] is True
+    assert deferred.get_task("evaluate").deferrable is False
 
     pods = PodTasks(parse(config))
     trainer = KubernetesPodOperator(**pods.kwargs("train", gpu=True), arguments=["train"])

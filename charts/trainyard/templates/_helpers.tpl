@@ -133,6 +133,7 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
   "sensor_timeout_minutes" ($p.sensorTimeoutMinutes | int)
   "deadline_minutes" ($p.deadlineMinutes | int)
   "inline_executor" (.Values.airflow.inlineExecutor | default nil)
+  "deferrable_trials" $p.deferrableTrials
   "trainer" (dict
     "image" (include "trainyard.image" (dict "root" . "image" $t.image "defaultTag" (include "trainyard.trainer.defaultTag" .)))
     "image_pull_policy" $t.image.pullPolicy

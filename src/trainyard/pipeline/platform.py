@@ -92,6 +92,11 @@ class PlatformConfig:
     # XComs) when it is not the default one: on Kubernetes the chart's LocalExecutor in the
     # scheduler pod, which spares each of them a worker pod. None: the default executor.
     inline_executor: str | None = None
+    # Trials wait for their trainer pod in the triggerer instead of their worker pod. Each
+    # deferred trial then needs a second worker pod to collect its result: ~25 s more per
+    # trial on kind (tests/e2e/timeline.py), for one freed worker pod per running trial,
+    # which max_parallel_trials already bounds.
+    deferrable_trials: bool = False
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)

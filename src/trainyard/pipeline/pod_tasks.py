@@ -58,8 +58,9 @@ class PodTasks:
             **common,
             **pod_kwargs(self.config, gpu=gpu),
             "name": f"trainyard-{task_id.replace('_', '-').replace('.', '-')}",
-            # Long trainings wait in the triggerer, not in a worker slot.
-            "deferrable": long_running,
+            # Trials wait in their worker pod by default; deferred (platform.deferrable_trials),
+            # they wait in the triggerer and a second worker pod collects each result.
+            "deferrable": long_running and self.config.deferrable_trials,
         }
 
     def task(
