@@ -10,6 +10,8 @@ live objects exist (e.g. the model server's replica count).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +95,24 @@ class FakeKube:
         self.objects = {object_path(o): o for o in objects}
         self.requests: list[tuple[str, str]] = []
         self.kubeconfig = Path("/dev/null")  # set by fake_kube()
+
+    def helm_template(self, helm: Path, args: list[str]) -> str:
+        """`helm template <args> --dry-run=server` against this fake (lookup reads its objects);
+        the rendered YAML. Fails the test with Helm's error when the render fails."""
+        proc = subprocess.run(
+            [str(helm), "template", *args, "--dry-run=server", "--disable-openapi-validation"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={
+                **os.environ,
+                "KUBECONFIG": str(self.kubeconfig),
+                "HELM_REPOSITORY_CONFIG": "/dev/null",
+            },
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout
 
     def handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self

@@ -11,9 +11,7 @@ run against a fake API server that holds the live StatefulSet (`helm template --
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -222,24 +220,10 @@ def render_upgrade(
     values_file = tmp / "values.json"
     values_file.write_text(json.dumps(values or {}))
     with fake_kube(live, tmp, NAMESPACE) as fake:
-        args = [str(tool(helm)), "template", RELEASE, str(chart), "--namespace", NAMESPACE]
-        args += ["--values", str(values_file), "--dry-run=server", "--is-upgrade"]
-        args += ["--disable-openapi-validation"]
-        proc = subprocess.run(
-            args,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-            env={
-                **os.environ,
-                "KUBECONFIG": str(fake.kubeconfig),
-                "HELM_REPOSITORY_CONFIG": "/dev/null",
-            },
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
+        args = [RELEASE, str(chart), "--namespace", NAMESPACE, "--values", str(values_file)]
+        rendered = fake.helm_template(tool(helm), [*args, "--is-upgrade"])
         requests = list(fake.requests)
-    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    docs = [d for d in yaml.safe_load_all(rendered) if d]
     (notes,) = [d["data"]["notes"] for d in docs if d["metadata"]["name"] == "notes"]
     return [d for d in docs if d["metadata"]["name"] != "notes"], notes, requests
 
