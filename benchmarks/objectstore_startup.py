@@ -49,8 +49,17 @@ class ChartStarts:
     def __init__(self, kubeconfig: Path, helm: Path, image: str, timeout: str) -> None:
         self.kubeconfig, self.helm, self.timeout = kubeconfig, helm, timeout
         repository, tag = image.rsplit(":", 1)
+        # Only the store and its Job: no database client is installed, so the database the
+        # chart insists on is a name nothing resolves; training objects go to the install's
+        # own namespace (a shared training namespace would be claimed by every install).
         self.values = {
-            "global": {"objectStore": {"provider": "seaweedfs"}},
+            "global": {
+                "objectStore": {"provider": "seaweedfs"},
+                "externalDatabase": {"host": "unused.invalid"},
+                "database": {"existingSecret": "unused"},
+                "training": {"namespace": ""},
+            },
+            "training": {"createNamespace": False},
             "objectstore": {
                 "seaweedfs": {"image": {"registry": "", "repository": repository, "tag": tag}}
             },
