@@ -48,6 +48,7 @@ class ChartStarts:
 
     def __init__(self, kubeconfig: Path, helm: Path, image: str, timeout: str) -> None:
         self.kubeconfig, self.helm, self.timeout = kubeconfig, helm, timeout
+        self.invocation = f"{int(time.time()) % 100000:05d}"
         repository, tag = image.rsplit(":", 1)
         # Only the store and its Job: no database client is installed, so the database the
         # chart insists on is a name nothing resolves; training objects go to the install's
@@ -85,7 +86,8 @@ class ChartStarts:
         return self.run("kubectl", *args, check=check)
 
     def __call__(self, index: int) -> float:
-        namespace = f"objectstore-start-{index}"
+        # Unique per invocation too: an earlier invocation's namespaces may still be deleting.
+        namespace = f"objectstore-start-{self.invocation}-{index}"
         with tempfile.NamedTemporaryFile("w", suffix=".yaml") as values:
             json.dump(self.values, values)
             values.flush()
