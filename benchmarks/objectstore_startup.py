@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -79,7 +80,7 @@ class ChartStarts:
             text=True,
             check=check,
             timeout=900,
-            env={"KUBECONFIG": str(self.kubeconfig), "PATH": "/usr/bin:/bin:/usr/local/bin"},
+            env={**os.environ, "KUBECONFIG": str(self.kubeconfig)},
         )
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
