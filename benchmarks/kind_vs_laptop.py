@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))  # tests.e2e: the journey, the release, the pod re
 
 from tests.e2e.kube import Kube, PodRecorder  # noqa: E402
 from tests.e2e.release import InstalledRelease  # noqa: E402
-from tests.e2e.scenario import FIRST_DAY_CONF, Endpoints, run_day  # noqa: E402
+from tests.e2e.scenario import FIRST_DAY_CONF, Endpoints, laptop_endpoints, run_day  # noqa: E402
 from tests.e2e.timeline import (  # noqa: E402
     RunTimeline,
     format_comparison,
@@ -73,18 +73,7 @@ def laptop_day(date: str) -> tuple[RunTimeline, dict[str, str | None]]:
     workdir = Path(tempfile.mkdtemp(prefix="trainyard-kind-vs-laptop-"))
     stack = runtime.start(workdir)
     try:
-        urls, env = runtime.read_state(workdir)["urls"], runtime.client_env(workdir)
-        endpoints = Endpoints(
-            airflow_url=urls["airflow"],
-            airflow_user="admin",
-            airflow_password=runtime.airflow_password(workdir),
-            mlflow_url=urls["mlflow"],
-            s3_endpoint=urls["s3"],
-            s3_access_key=env["AWS_ACCESS_KEY_ID"],
-            s3_secret_key=env["AWS_SECRET_ACCESS_KEY"],
-            serving_url=urls["serving"],
-        )
-        return one_day(endpoints, date)
+        return one_day(laptop_endpoints(workdir), date)
     finally:
         stack.stop()
         shutil.rmtree(workdir, ignore_errors=True)

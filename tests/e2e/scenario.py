@@ -18,6 +18,7 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from rich.console import Console
 from sklearn.datasets import load_digits
 
 from trainyard import storage
+from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import (
     AirflowApi,
     offloaded_location,
@@ -82,6 +84,21 @@ class Endpoints:
 
     def airflow(self) -> AirflowApi:
         return AirflowApi(self.airflow_url, self.airflow_user, self.airflow_password)
+
+
+def laptop_endpoints(workdir: Path) -> Endpoints:
+    """The endpoints of a laptop platform started in `workdir` (`trainyard up`'s state)."""
+    urls, env = runtime.read_state(workdir)["urls"], runtime.client_env(workdir)
+    return Endpoints(
+        airflow_url=urls["airflow"],
+        airflow_user="admin",
+        airflow_password=runtime.airflow_password(workdir),
+        mlflow_url=urls["mlflow"],
+        s3_endpoint=urls["s3"],
+        s3_access_key=env["AWS_ACCESS_KEY_ID"],
+        s3_secret_key=env["AWS_SECRET_ACCESS_KEY"],
+        serving_url=urls["serving"],
+    )
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.figures import timed
-from tests.e2e.scenario import Endpoints, run_scenario
+from tests.e2e.scenario import Endpoints, laptop_endpoints, run_scenario
 from trainyard.standalone import runtime
 
 pytestmark = pytest.mark.integration
@@ -22,17 +22,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoints]:
     workdir = tmp_path_factory.mktemp("standalone-e2e")
     stack = runtime.start(workdir)
     try:
-        urls, env = runtime.read_state(workdir)["urls"], runtime.client_env(workdir)
-        yield Endpoints(
-            airflow_url=urls["airflow"],
-            airflow_user="admin",
-            airflow_password=runtime.airflow_password(workdir),
-            mlflow_url=urls["mlflow"],
-            s3_endpoint=urls["s3"],
-            s3_access_key=env["AWS_ACCESS_KEY_ID"],
-            s3_secret_key=env["AWS_SECRET_ACCESS_KEY"],
-            serving_url=urls["serving"],
-        )
+        yield laptop_endpoints(workdir)
     finally:
         stack.stop()
 
