@@ -66,4 +66,4 @@ bench: venv
 	$(BIN)/python benchmarks/trainer_throughput.py
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache build *.egg-info platform/*.egg-info

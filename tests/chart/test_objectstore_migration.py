@@ -187,8 +187,8 @@ def test_the_tools_image_carries_the_package_file_the_job_runs() -> None:
     commands = dockerfile.parse_file(str(REPO / "images" / "mlflow" / "Dockerfile"))
     last_from = max(i for i, c in enumerate(commands) if c.cmd == "FROM")
     copies = [c.value for c in commands[last_from:] if c.cmd == "COPY"]
-    assert ("src/trainyard/objectstore_copy.py", SCRIPT) in copies
-    tree = ast.parse((REPO / "src" / "trainyard" / "objectstore_copy.py").read_text())
+    assert ("platform/trainyard/objectstore_copy.py", SCRIPT) in copies
+    tree = ast.parse((REPO / "platform" / "trainyard" / "objectstore_copy.py").read_text())
     modules = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -192,7 +192,7 @@ def test_verification_reports_a_changed_copy_and_the_next_copy_repairs_it(
 
     # the command exits 1 naming the first of them (source listing order: datasets first)
     proc = subprocess.run(
-        [sys.executable, str(REPO / "src/trainyard/objectstore_copy.py"), "--verify-only"],
+        [sys.executable, str(REPO / "platform/trainyard/objectstore_copy.py"), "--verify-only"],
         env={**os.environ, **stores.env()},
         capture_output=True,
         text=True,

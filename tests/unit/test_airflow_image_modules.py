@@ -18,7 +18,7 @@ import pytest
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-PACKAGE_SOURCE = "src/trainyard/"
+PACKAGE_SOURCE = "platform/trainyard/"
 
 
 def copied_modules() -> list[str]:
@@ -33,7 +33,7 @@ def copied_modules() -> list[str]:
             path = REPO / source
             files = sorted(path.rglob("*.py")) if path.is_dir() else [path]
             for file in files:
-                parts = file.relative_to(REPO / "src").with_suffix("").parts
+                parts = file.relative_to(REPO / "platform").with_suffix("").parts
                 modules.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
     return modules
 

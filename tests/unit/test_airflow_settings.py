@@ -71,7 +71,7 @@ def test_a_wheel_ships_the_charts_file(tmp_path: Path) -> None:
         shutil.copy(REPO / name, source / name)
     # The link in the package points into the chart: copy both, the link as a link.
     skip = shutil.ignore_patterns("*.egg-info", "__pycache__")
-    shutil.copytree(REPO / "src", source / "src", symlinks=True, ignore=skip)
+    shutil.copytree(REPO / "platform", source / "platform", symlinks=True, ignore=skip)
     files = Path("charts/trainyard/charts/airflow/files")
     shutil.copytree(REPO / files, source / files)
     pip_wheel = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
