@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from tests.chart.conftest import tool
-from trainyard.trainer.serving_kubernetes import rollout_patch
+from trainyard.stages.serving_kubernetes import rollout_patch
 
 from .conftest import REPORT, timed
 from .fleet import Fleet

@@ -1,4 +1,4 @@
-"""Code that runs in trainer pods does not import the laptop runtime, and no package of
+"""Code that runs in trainer and stage pods does not import the laptop runtime, and no package of
 `trainyard` imports one that imports it back.
 
 The trainer image installs the package without the `standalone` extra (no psutil, no embedded
@@ -39,13 +39,15 @@ class Refuse(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Refuse())
 import pkgutil
-import trainyard.trainer as package
-names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "__main__"]
-assert {{"deploy", "serving", "serving_kubernetes", *{LAPTOP_ONLY!r}}} <= set(names), names
-for name in names:
-    if name not in {LAPTOP_ONLY!r}:
-        importlib.import_module(f"trainyard.trainer.{{name}}")
-from trainyard.trainer import deploy, serving
+import trainyard.stages, trainyard.trainer
+for package in (trainyard.trainer, trainyard.stages):
+    names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "__main__"]
+    for name in names:
+        if name not in {LAPTOP_ONLY!r}:
+            importlib.import_module(f"{{package.__name__}}.{{name}}")
+stages = [m.name for m in pkgutil.iter_modules(trainyard.stages.__path__)]
+assert {{"deploy", "serving", "serving_kubernetes", *{LAPTOP_ONLY!r}}} <= set(stages), stages
+from trainyard.stages import deploy, serving
 server = deploy.model_server(
     {{serving.DEPLOYMENT_ENV: "ty-serving", serving.URL_ENV: "http://ty-serving:8080"}}
 )
@@ -98,10 +100,11 @@ def test_imported_packages_sees_lazy_and_from_imports() -> None:
 def test_no_import_cycle_between_trainyards_packages() -> None:
     graph = package_imports()
     assert "trainyard.standalone" in graph["trainyard.cli"]  # the walk sees real imports
-    assert "trainyard.trainer" in graph["trainyard.standalone"]
-    assert "trainyard.standalone" not in graph["trainyard.trainer"], (
-        "pod code must not know the laptop runtime"
-    )
+    assert "trainyard.stages" in graph["trainyard.standalone"]  # the laptop model server
+    for pod_code in ("trainyard.trainer", "trainyard.stages"):
+        assert "trainyard.standalone" not in graph[pod_code], (
+            "pod code must not know the laptop runtime"
+        )
     try:
         order = list(graphlib.TopologicalSorter(graph).static_order())
     except graphlib.CycleError as cycle:

@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mlflow.types import Schema, TensorSpec
 
-from trainyard.trainer import serving, serving_kubernetes, serving_local
-from trainyard.trainer.deploy import model_server
+from trainyard.stages import serving, serving_kubernetes, serving_local
+from trainyard.stages.deploy import model_server
+from trainyard.stages.smoke import SmokeExample, smoke_test
 
 pytestmark = pytest.mark.unit
 
@@ -145,7 +147,12 @@ def server() -> Iterator[ThreadingHTTPServer]:
     httpd.shutdown()
 
 
-ROWS = np.zeros((3, 64), dtype=np.float32)
+# Three rows of 64 pixels in, ten float scores per row out (the digits model's signature).
+EXAMPLE = SmokeExample(
+    payload=json.dumps({"inputs": np.zeros((3, 64)).tolist()}),
+    rows=3,
+    outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 10))]),
+)
 EXPECTED = np.eye(10)[[1, 2, 3]]
 
 
@@ -154,10 +161,10 @@ def answering(server, code, body):
     return f"http://127.0.0.1:{server.server_address[1]}"
 
 
-def test_smoke_test_passes_when_the_served_classes_match(server):
+def test_smoke_test_passes_when_the_answer_fits_the_signature(server):
     logits = (EXPECTED * 5).tolist()
     url = answering(server, 200, json.dumps({"predictions": logits}))
-    assert serving.smoke_test(url, ROWS, EXPECTED) == 3
+    assert smoke_test(url, EXAMPLE) == 3
 
 
 @pytest.mark.parametrize(
@@ -165,22 +172,22 @@ def test_smoke_test_passes_when_the_served_classes_match(server):
     [
         (500, "model failed to load", "answered 500: model failed to load"),
         (200, "not json", "unexpected answer"),
-        (200, json.dumps({"predictions": [[1, 0]] * 3}), r"shape \(3, 2\), expected \(3, 10\)"),
+        (200, json.dumps({"predictions": [[1, 0]] * 3}), r"shape \(3, 2\), the signature says"),
         (
             200,
-            json.dumps({"predictions": np.eye(10)[[1, 2, 4]].tolist()}),
-            "disagrees with the registered model on 1 of 3 rows",
+            json.dumps({"predictions": np.eye(10)[[1, 2]].tolist()}),
+            "has 2 rows for the example's 3 rows",
         ),
     ],
 )
 def test_smoke_test_names_what_is_wrong(server, code, body, message):
     with pytest.raises(serving.ServingError, match=message):
-        serving.smoke_test(answering(server, code, body), ROWS, EXPECTED)
+        smoke_test(answering(server, code, body), EXAMPLE)
 
 
 def test_smoke_test_of_an_unreachable_server(tmp_path: Path):
     with pytest.raises(serving.ServingError, match="unreachable"):
-        serving.smoke_test("http://127.0.0.1:9", ROWS, EXPECTED, timeout_s=2, attempts=1)
+        smoke_test("http://127.0.0.1:9", EXAMPLE, timeout_s=2, attempts=1)
 
 
 def test_smoke_test_waits_for_a_server_the_service_reaches_late():
@@ -203,7 +210,7 @@ def test_smoke_test_waits_for_a_server_the_service_reaches_late():
     _Answers.answer = (200, logits)
     threading.Thread(target=start_late, daemon=True).start()
     try:
-        assert serving.smoke_test(f"http://127.0.0.1:{port}", ROWS, EXPECTED) == 3
+        assert smoke_test(f"http://127.0.0.1:{port}", EXAMPLE) == 3
     finally:
         for httpd in started:
             httpd.shutdown()
@@ -227,11 +234,11 @@ def test_smoke_test_retries_a_proxys_503_but_not_the_models_500(server):
     logits = json.dumps({"predictions": (EXPECTED * 5).tolist()})
     server.RequestHandlerClass = Unavailable
     url = answering(server, 200, logits)
-    assert serving.smoke_test(url, ROWS, EXPECTED) == 3
+    assert smoke_test(url, EXAMPLE) == 3
     assert Unavailable.left == 0
     assert Unavailable.posts == 3
     with pytest.raises(serving.ServingError, match="answered 500"):
-        serving.smoke_test(answering(server, 500, "model failed"), ROWS, EXPECTED)
+        smoke_test(answering(server, 500, "model failed"), EXAMPLE)
     assert Unavailable.posts == 4, "a 500 is the model's answer: not retried"
 
 

@@ -27,8 +27,8 @@ from trainyard.processes import (
 from trainyard.standalone.airflow_stack import ADMIN_USER, STORAGE_CONN_ID, AirflowStack
 from trainyard.standalone.postgres import PostgresServer
 from trainyard.standalone.services import REGION, MlflowServer, S3Server, load_credentials
-from trainyard.trainer.serving import LOCAL_DIR_ENV, URL_ENV
-from trainyard.trainer.serving_local import LocalModelServer
+from trainyard.stages.serving import LOCAL_DIR_ENV, URL_ENV
+from trainyard.stages.serving_local import LocalModelServer
 
 REPO_DAGS = Path(__file__).resolve().parents[3] / "dags"
 # The local model server's pid file and log, below the workdir.

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainyard import sdk
 from trainyard.errors import UserError, error_line, report_termination
 from trainyard.trainer import config
 from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
@@ -90,34 +91,62 @@ def _train(a: argparse.Namespace) -> dict[str, Any]:
 
     settings = config.TrainConfig.from_options(vars(a))
     settings.check()  # before the slow imports and any MLflow run exist
+    # The platform's trial settings arrive in the contract's environment; a flag given on the
+    # command line wins (the tests and a trainer run by hand use flags alone).
+    env = sdk.read_environment()
     return train(
         a.features,
         settings,
-        a.experiment,
-        run_name=a.run_name,
+        a.experiment or env.experiment or DEFAULT_EXPERIMENT,
+        run_name=a.run_name or env.run_name,
         tags=_tags(a.tag),
-        checkpoint_url=a.checkpoint,
-        checkpoint_every=a.checkpoint_every,
-        processes=a.processes,
+        checkpoint_url=a.checkpoint or env.checkpoint_url,
+        checkpoint_every=_first(a.checkpoint_every, env.checkpoint_every, 1),
+        processes=_first(a.processes, env.processes, 1),
     )
+
+
+DEFAULT_EXPERIMENT = "trainyard-digits"
+
+
+def _first(*values: int | None) -> int:
+    """The first value that is set (0 is set: it is refused with its own message)."""
+    return next(value for value in values if value is not None)
 
 
 def _evaluate(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.evaluate import evaluate
+    """The digits gate of old DAGs, on the platform's gate: test accuracy, higher is better."""
+    from trainyard.stages.evaluate import evaluate
 
-    return evaluate(
-        a.model_uri, a.features, a.model_name, a.min_accuracy, a.min_improvement, a.run_id
+    if not a.run_id:
+        raise UserError("--run-id is needed: the gate reads test_accuracy from the candidate's run")
+    result = evaluate(
+        a.model_uri,
+        a.run_id,
+        a.model_name,
+        metric="test_accuracy",
+        label="accuracy",
+        direction="max",
+        threshold=a.min_accuracy,
+        min_improvement=a.min_improvement,
     )
+    # The keys the digits pipeline's summary read before the gate knew other metrics.
+    return {
+        **result,
+        "candidate_accuracy": result["candidate_value"],
+        "champion_accuracy": result["champion_value"],
+        "min_accuracy": a.min_accuracy,
+    }
 
 
 def _deploy(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.deploy import deploy
+    from trainyard.stages.deploy import deploy
 
-    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag), a.features, a.force_deploy)
+    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag), a.force_deploy)
 
 
 def _rollback(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.deploy import rollback
+    from trainyard.stages.deploy import rollback
 
     return rollback(a.model_name)
 
@@ -173,8 +202,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train one trial and log it to MLflow")
     p.add_argument("--features", required=True, help="URL of the feature manifest.json")
-    p.add_argument("--experiment", default="trainyard-digits", help="MLflow experiment name")
-    p.add_argument("--run-name", default=None)
+    p.add_argument(
+        "--experiment",
+        default=None,
+        help=f"MLflow experiment name (default: $TRAINYARD_EXPERIMENT, else {DEFAULT_EXPERIMENT})",
+    )
+    p.add_argument(
+        "--run-name", default=None, help="MLflow run name (default: $TRAINYARD_RUN_NAME)"
+    )
     for option in config.TRAIN_OPTIONS:  # the hyperparameters, declared by TrainConfig
         p.add_argument(
             option.flag,
@@ -186,19 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--processes",
         type=int,
-        default=1,
+        default=None,
         help="data-parallel processes, one per GPU (DistributedDataParallel; gloo on CPU); "
-        "1: this process alone",
+        "1: this process alone (default: $TRAINYARD_PROCESSES, else 1)",
     )
     p.add_argument(
         "--checkpoint",
         default=None,
         metavar="URL",
         help="object URL of the trial's checkpoint: written while training, resumed from "
-        "(same MLflow run) when it exists",
+        "(same MLflow run) when it exists (default: $TRAINYARD_CHECKPOINT_URL)",
     )
     p.add_argument(
-        "--checkpoint-every", type=int, default=1, metavar="EPOCHS", help="checkpoint interval"
+        "--checkpoint-every",
+        type=int,
+        default=None,
+        metavar="EPOCHS",
+        help="checkpoint interval (default: $TRAINYARD_CHECKPOINT_EVERY, else 1)",
     )
     p.add_argument(
         "--tag",
@@ -208,11 +247,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow run tag (repeatable)",
     )
 
-    p = sub.add_parser("evaluate", help="quality gate against the champion (fails closed)")
+    # evaluate, deploy, rollback: kept for DAGs written before `python -m trainyard.stages`;
+    # they run the platform's stages.
+    p = sub.add_parser(
+        "evaluate", help="quality gate on test_accuracy (python -m trainyard.stages)"
+    )
     p.add_argument("--model-uri", required=True, help="candidate model URI from train")
-    p.add_argument("--features", required=True, help="URL of the feature manifest.json")
+    p.add_argument("--features", default=None, help="accepted and ignored (the gate reads MLflow)")
     p.add_argument("--model-name", required=True, help="registered model name")
-    p.add_argument("--run-id", default=None, help="candidate run id, passed through")
+    p.add_argument("--run-id", default=None, help="candidate run: its test_accuracy is read")
     p.add_argument("--min-accuracy", type=float, default=config.DEFAULT_MIN_ACCURACY)
     p.add_argument("--min-improvement", type=float, default=config.DEFAULT_MIN_IMPROVEMENT)
 
@@ -223,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features",
         default=None,
-        help="URL of the feature manifest.json: held-out rows for the model server's smoke test",
+        help="accepted and ignored (the smoke test sends the model's own input example)",
     )
     p.add_argument(
         "--tag",
@@ -254,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         result = STAGES[args.stage](args)
-    except UserError as exc:
+    except (UserError, sdk.ContractError) as exc:
         line = error_line(args.stage, exc)
         print(line, file=sys.stderr)
         report_termination(line)

@@ -1,4 +1,4 @@
-"""MLflow model-registry reads and writes shared by evaluate and deploy.
+"""MLflow model-registry reads shared by the evaluate and deploy stages.
 
 Aliases, not stages: `champion` is what serving loads, `previous` is the
 version to roll back to.

@@ -1,6 +1,7 @@
-"""What a model server is to the deploy step, and the smoke test that proves it answers.
+"""What a model server is to the deploy stage (the smoke test that proves it answers is in
+`smoke`).
 
-The platform tells trainer pods where the server is, through their environment:
+The platform tells the deploy stage where the server is, through its environment:
 
 - `TRAINYARD_SERVING_URL`: where `/invocations` answers (both runtimes).
 - `TRAINYARD_SERVING_DEPLOYMENT` (+ `_NAMESPACE`): a Kubernetes Deployment running
@@ -16,9 +17,6 @@ from __future__ import annotations
 
 from typing import Protocol
 
-import numpy as np
-import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from trainyard.errors import UserError
@@ -64,40 +62,3 @@ def reach_retry(attempts: int) -> Retry:
         backoff_max=10,
         raise_on_status=False,
     )
-
-
-def smoke_test(
-    url: str, rows: np.ndarray, expected: np.ndarray, timeout_s: float = 60, attempts: int = 8
-) -> int:
-    """POST `rows` to `/invocations`; the served classes must equal `expected`. Returns rows."""
-    with requests.Session() as session:
-        session.mount("http://", HTTPAdapter(max_retries=reach_retry(attempts)))
-        session.mount("https://", HTTPAdapter(max_retries=reach_retry(attempts)))
-        try:
-            response = session.post(
-                url.rstrip("/") + "/invocations",
-                json={"inputs": rows.tolist()},
-                timeout=timeout_s,
-            )
-        except requests.RequestException as exc:
-            raise ServingError(f"smoke test: {url}/invocations unreachable: {exc}") from exc
-    if response.status_code != 200:
-        raise ServingError(
-            f"smoke test: {url}/invocations answered {response.status_code}: {response.text[:300]}"
-        )
-    try:
-        predictions = np.asarray(response.json()["predictions"], dtype=np.float64)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ServingError(f"smoke test: unexpected answer {response.text[:300]!r}") from exc
-    if predictions.shape != expected.shape:
-        raise ServingError(
-            f"smoke test: predictions have shape {predictions.shape}, expected {expected.shape}"
-        )
-    served = predictions.argmax(axis=1)
-    wrong = int((served != expected.argmax(axis=1)).sum())
-    if wrong:
-        raise ServingError(
-            f"smoke test: the server disagrees with the registered model on {wrong} of "
-            f"{len(rows)} rows (is it serving another version?)"
-        )
-    return len(rows)

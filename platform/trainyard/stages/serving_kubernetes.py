@@ -11,7 +11,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from trainyard.trainer.serving import ServingError
+from trainyard.stages.serving import ServingError
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The laptop's model server: `mlflow models serve` for the champion as a local process.
 
 The standalone runtime runs the deploy stage as a local process, which restarts this server;
-trainer pods never do (the trainer image has no psutil, which `trainyard.processes` needs), so
+stage pods never do (the images have no psutil, which `trainyard.processes` needs), so
 `deploy` imports this module only when the runtime names a local serving folder.
 """
 
@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import requests
 
 from trainyard.processes import ManagedProcess, ServiceError, pid_alive, stop_group
-from trainyard.trainer.registry import champion_uri
-from trainyard.trainer.serving import DEFAULT_TIMEOUT_S, ServingError
+from trainyard.stages.registry import champion_uri
+from trainyard.stages.serving import DEFAULT_TIMEOUT_S, ServingError
 
 log = logging.getLogger(__name__)
 

@@ -19,29 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import numpy as np
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
 from trainyard.errors import UserError
-from trainyard.trainer import serving
-from trainyard.trainer.features import load_manifest, load_raw_holdout
-from trainyard.trainer.registry import CHAMPION, PREVIOUS, champion_uri, read_aliases
-from trainyard.trainer.serving_kubernetes import KubernetesDeployment
+from trainyard.stages import serving
+from trainyard.stages.registry import CHAMPION, PREVIOUS, champion_uri, read_aliases
+from trainyard.stages.serving_kubernetes import KubernetesDeployment
+from trainyard.stages.smoke import SmokeExample, load_example, smoke_test
 
 log = logging.getLogger(__name__)
 
 REGISTRATION_TIMEOUT_S = 300
-# Held-out rows sent to the model server after a rollout.
-SMOKE_ROWS = 32
 REJECTED_TAG = "trainyard.rolled_back"
 
 
 def _ensure_registered_model(client: MlflowClient, model_name: str) -> None:
     try:
         client.create_registered_model(
-            model_name, description="Digits classifier trained by the trainyard pipeline."
+            model_name, description="Registered by the trainyard pipeline's deploy stage."
         )
     except MlflowException as exc:
         if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
@@ -59,18 +56,18 @@ def deploy(
     run_id: str,
     model_name: str,
     tags: dict[str, str] | None = None,
-    features_url: str | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
     server = model_server()
-    # Before anything moves: the rows and answers the server must reproduce.
-    smoke = smoke_rows(model_uri, features_url) if server else None
+    # Before anything moves: what the server will be asked, so a model that cannot be
+    # smoke-tested is refused while the champion is untouched.
+    example = load_example(model_uri) if server else None
     promoted = promote(model_uri, run_id, model_name, tags, force=force)
     if server is None:
         log.info("no model server configured: the alias move is the deployment")
         return {**promoted, "serving": None}
-    assert smoke is not None
-    return {**promoted, "serving": serve(server, promoted, *smoke)}
+    assert example is not None
+    return {**promoted, "serving": serve(server, promoted, example)}
 
 
 def model_server(env: Mapping[str, str] = os.environ) -> serving.ModelServer | None:
@@ -95,33 +92,20 @@ def model_server(env: Mapping[str, str] = os.environ) -> serving.ModelServer | N
         return KubernetesDeployment(deployment, namespace, url, timeout_s)
     assert local_dir is not None
     # Only the laptop runtime names a local folder; its rollout needs the laptop's psutil,
-    # which the trainer image does not have.
-    from trainyard.trainer.serving_local import LocalModelServer  # noqa: PLC0415
+    # which the images do not have.
+    from trainyard.stages.serving_local import LocalModelServer  # noqa: PLC0415
 
     return LocalModelServer(Path(local_dir), url, timeout_s)
 
 
-def smoke_rows(model_uri: str, features_url: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out raw rows and the candidate's own outputs for them."""
-    if not features_url:
-        raise UserError("a model server is configured: --features is needed for its smoke test")
-    x, _ = load_raw_holdout(load_manifest(features_url))
-    rows = x[:SMOKE_ROWS].numpy()
-    try:
-        expected = np.asarray(mlflow.pyfunc.load_model(model_uri).predict(rows))
-    except Exception as exc:
-        raise UserError(f"cannot load {model_uri} to prepare the smoke test: {exc}") from exc
-    return rows, expected
-
-
 def serve(
-    server: serving.ModelServer, promoted: dict[str, Any], rows: np.ndarray, expected: np.ndarray
+    server: serving.ModelServer, promoted: dict[str, Any], example: SmokeExample
 ) -> dict[str, Any]:
     name, version = promoted["model_name"], promoted["version"]
     started = time.monotonic()
     try:
         server.roll_out(name, version)
-        checked = serving.smoke_test(server.url, rows, expected)
+        checked = smoke_test(server.url, example)
     except serving.ServingError as exc:
         log.error("%s failed with %s v%s: %s", server.describe(), name, version, exc)
         try:

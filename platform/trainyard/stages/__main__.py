@@ -1,0 +1,3 @@
+from trainyard.stages.cli import main
+
+raise SystemExit(main())
