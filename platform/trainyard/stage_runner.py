@@ -1,5 +1,9 @@
 """Run a stage as a child process the way a pod runs it: a fresh `$XCOM_DIR`, and its result
-read back from `return.json` (the KubernetesPodOperator contract, see `trainer/xcom.py`).
+read back from `return.json` (the KubernetesPodOperator contract, see `sdk/result.py`).
+
+A fresh `$TRAINYARD_TERMINATION_LOG` too: the file where a failing stage leaves its one-line
+error (a pod's /dev/termination-log). That line is the error; without it, a trainyard stage's
+marked line in its output, then the output's tail.
 
 The laptop's pod operator and `run_stage` (demo, benchmarks) both run stages through this.
 """
@@ -18,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trainyard.errors import ERROR_MARK, ERROR_PREFIX, UserError
-from trainyard.trainer.xcom import RETURN_FILE
+from trainyard.sdk.result import RETURN_FILE
 
 # Output lines kept for the error of a stage that failed without its one-line error.
 TAIL_LINES = 40
@@ -32,14 +36,25 @@ class StageExitError(UserError):
         super().__init__(error_line or output_tail[-1000:] or f"exited with {code}")
 
 
+def termination_line(path: Path) -> str | None:
+    """The first non-empty line the stage left in its termination log, if any."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    return next((line.strip() for line in text.splitlines() if line.strip()), None)
+
+
 class StageProcess:
     """One run of `command` with `env` on top of this process's environment.
 
     The process gets a session of its own, so `terminate` stops everything it started.
     """
 
-    def __init__(self, command: Sequence[str], env: Mapping[str, str]) -> None:
-        self.command, self.env = list(command), dict(env)
+    def __init__(
+        self, command: Sequence[str], env: Mapping[str, str], cwd: str | None = None
+    ) -> None:
+        self.command, self.env, self.cwd = list(command), dict(env), cwd
         self._process: subprocess.Popen[str] | None = None
 
     def run(
@@ -47,8 +62,20 @@ class StageProcess:
     ) -> dict[str, Any] | None:
         """Stream each output line to `on_output`; the stage's return.json, None when
         `read_result` is false. Raises StageExitError, or UserError when there is no result."""
-        with tempfile.TemporaryDirectory(prefix="trainyard-xcom-") as xcom_dir:
-            env = {**os.environ, **self.env, "XCOM_DIR": xcom_dir, "PYTHONUNBUFFERED": "1"}
+        with (
+            tempfile.TemporaryDirectory(prefix="trainyard-xcom-") as xcom_dir,
+            tempfile.TemporaryDirectory(prefix="trainyard-termination-") as termination_dir,
+        ):
+            # Its own folder, not XCOM_DIR: the stage's result folder holds only its result.
+            termination_log = Path(termination_dir, "termination-log")
+            termination_log.touch()
+            env = {
+                **os.environ,
+                **self.env,
+                "XCOM_DIR": xcom_dir,
+                "TRAINYARD_TERMINATION_LOG": str(termination_log),
+                "PYTHONUNBUFFERED": "1",
+            }
             process = self._process = subprocess.Popen(
                 self.command,
                 env=env,
@@ -56,6 +83,7 @@ class StageProcess:
                 stderr=subprocess.STDOUT,
                 text=True,
                 start_new_session=True,
+                cwd=self.cwd,
             )
             assert process.stdout is not None
             error, tail = None, deque[str](maxlen=TAIL_LINES)
@@ -75,12 +103,16 @@ class StageProcess:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         process.wait(10)
             if code != 0:
+                error = termination_line(termination_log) or error
                 raise StageExitError(code, error, "\n".join(tail).strip())
             if not read_result:
                 return None
             result_file = Path(xcom_dir, RETURN_FILE)
             if not result_file.exists():
-                raise UserError("the process succeeded but wrote no return.json")
+                raise UserError(
+                    "the stage exited 0 but wrote no return.json: a stage that succeeds must "
+                    "leave its result in $XCOM_DIR/return.json (the trainer contract)"
+                )
             result: dict[str, Any] = json.loads(result_file.read_text())
             return result
 

@@ -61,3 +61,36 @@ def test_real_trainer_stage(tmp_path):
     result = op.execute({})
     assert result["rows"] == 1617
     assert (tmp_path / "daily" / "2026-11-20" / "features.parquet").exists()
+
+
+# A plain shell stage: the contract, not the trainyard package, is what such a stage follows.
+FAILING_SHELL_STAGE = (
+    'echo "a log line"; '
+    'echo "fit: error: alpha must be positive" > "$TRAINYARD_TERMINATION_LOG"; exit 3'
+)
+# Succeeds only with a fresh, empty termination log; says where it was.
+REPORTS_ITS_LOG = (
+    'test -f "$TRAINYARD_TERMINATION_LOG" && ! test -s "$TRAINYARD_TERMINATION_LOG" && '
+    'printf \'{"log": "%s"}\' "$TRAINYARD_TERMINATION_LOG" > "$XCOM_DIR/return.json"'
+)
+
+
+def test_the_termination_log_line_is_the_tasks_error():
+    op = LocalPodOperator(task_id="train", cmds=["sh", "-c", FAILING_SHELL_STAGE])
+    with pytest.raises(AirflowException) as failed:
+        op.execute({})
+    error, where = str(failed.value).split(" (", 1)
+    assert error == "fit: error: alpha must be positive"
+    assert where.endswith("exited with 3)")
+
+
+def test_each_stage_gets_its_own_empty_termination_log():
+    first = LocalPodOperator(task_id="a", cmds=["sh", "-c", REPORTS_ITS_LOG]).execute({})
+    second = LocalPodOperator(task_id="b", cmds=["sh", "-c", REPORTS_ITS_LOG]).execute({})
+    assert first["log"] != second["log"]
+
+
+def test_exit_0_without_a_result_names_the_contract():
+    op = LocalPodOperator(task_id="t", cmds=["sh", "-c", "echo done"])
+    with pytest.raises(AirflowException, match=r"exited 0 but wrote no return\.json"):
+        op.execute({})

@@ -1,9 +1,9 @@
 """Training checkpoints in the object store: what a retried `train` resumes from.
 
-One object per trial (under the DAG run's work prefix), overwritten in one PUT, so a
-process killed at any instant leaves either the previous checkpoint or the new one.
-It holds the model and optimizer state, the last finished epoch, the RNG states
-(the shuffling generator and torch's global one), the metric history, the seconds
+Stored through the SDK (`trainyard.sdk.checkpoints`): one object per trial, replaced
+atomically, with the MLflow run id and epoch in its header. The payload here is a
+`torch.save` buffer that holds the model and optimizer state, the last finished epoch,
+the RNG states (the shuffling generator and torch's global one), the metric history, the seconds
 spent so far and the MLflow run id, so the retry continues the same run. The
 trial's settings are stored too: a checkpoint of other settings is refused, not
 silently continued. Loaded with `torch.load(weights_only=True)`: no pickle.
@@ -18,8 +18,8 @@ from typing import Any
 
 import torch
 
-from trainyard import storage
 from trainyard.errors import UserError
+from trainyard.sdk import ContractError, load_checkpoint, save_checkpoint
 from trainyard.trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,22 @@ class Checkpoint:
 
 
 def save(url: str, checkpoint: Checkpoint) -> None:
-    storage.write_bytes(url, checkpoint.to_bytes())
+    save_checkpoint(
+        url, checkpoint.to_bytes(), run_id=checkpoint.mlflow_run_id, epoch=checkpoint.epoch
+    )
     log.info("checkpoint of epoch %d written to %s", checkpoint.epoch, url)
 
 
 def load(url: str, config: TrainConfig) -> Checkpoint | None:
     """The checkpoint at `url`, or None when there is none yet."""
-    if not storage.exists(url):
-        return None
-    data = storage.read_bytes(url)
     try:
-        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        stored = load_checkpoint(url)
+    except ContractError as exc:
+        raise UserError(str(exc)) from None
+    if stored is None:
+        return None
+    try:
+        state = torch.load(io.BytesIO(stored.payload), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for bad files
         raise UserError(f"{url}: not a readable checkpoint ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:

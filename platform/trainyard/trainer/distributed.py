@@ -29,6 +29,7 @@ from torch.multiprocessing.spawn import (
 )
 
 from trainyard.errors import UserError
+from trainyard.sdk import Processes
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ class Replica:
 
     @property
     def lead(self) -> bool:
-        """Rank 0 talks to MLflow, writes checkpoints and returns the result."""
-        return self.rank == 0
+        """Rank 0 talks to MLflow, writes checkpoints and returns the result (the contract's
+        main process)."""
+        return Processes(self.rank, self.world).is_main
 
     @property
     def distributed(self) -> bool:

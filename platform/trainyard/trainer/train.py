@@ -24,6 +24,7 @@ from mlflow.types import Schema, TensorSpec
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from trainyard import sdk
 from trainyard.errors import UserError
 from trainyard.trainer import checkpoint
 from trainyard.trainer.config import TrainConfig
@@ -306,11 +307,14 @@ def train_replica(
         trainer.fit(data)  # type: ignore[arg-type]
         return {}
 
-    mlflow.set_experiment(experiment)
     run_tags = {"trainyard.stage": "train", "trainyard.features": manifest_url, **(tags or {})}
     params = {**asdict(config), "hidden": "-".join(map(str, config.hidden))}
+    # The SDK opens the trial's run (tagged with the DAG run, pipeline and trial the platform
+    # names in the environment), or resumes the one the checkpoint recorded.
+    run = sdk.start_trial_run(
+        resume_run_id=trainer.run_id, experiment=experiment, run_name=run_name, tags=run_tags
+    )
     if trainer.run_id is None:
-        run = mlflow.start_run(run_name=run_name, tags=run_tags)
         trainer.run_id = run.info.run_id
         mlflow.log_params(
             {
@@ -325,7 +329,6 @@ def train_replica(
         # Before the first epoch: a retry after any crash continues this run.
         trainer.save()
     else:
-        run = mlflow.start_run(run_id=trainer.run_id)
         mlflow.set_tag("trainyard.resumed_from_epoch", str(trainer.epoch))
     resumed_from = saved.epoch if saved is not None else None
     with run:
@@ -372,7 +375,7 @@ def train_replica(
         device,
         seconds,
     )
-    return {
+    result = {
         "run_id": run.info.run_id,
         "experiment_id": run.info.experiment_id,
         "model_uri": info.model_uri,
@@ -385,4 +388,12 @@ def train_replica(
         "epochs_run": config.epochs - (resumed_from or 0),
         "resumed_from_epoch": resumed_from,
         "params": params,
+        # The contract's metrics: the pipeline spec's metric and select_by are read from here.
+        "metrics": {
+            "val_accuracy": val_accuracy,
+            "test_accuracy": test_accuracy,
+            "train_seconds": round(seconds, 3),
+        },
     }
+    sdk.check_train_result(result)
+    return result
