@@ -56,8 +56,15 @@ def test_summary_is_mailed_when_smtp_is_configured(smtp):
     )
     summary = notifications.summarize(
         "scheduled__2026-11-20",
-        {"run_id": "abc", "params": {"lr": 0.1}, "val_accuracy": 0.97},
-        {"candidate_accuracy": 0.96, "champion_version": "1", "reason": "beats champion"},
+        {"run_id": "abc", "params": {"lr": 0.1}, "metric": "val_accuracy", "value": 0.97},
+        {
+            "metric": "test_accuracy",
+            "label": "accuracy",
+            "direction": "max",
+            "candidate_value": 0.96,
+            "champion_version": "1",
+            "reason": "beats champion",
+        },
         {"version": "2"},
     )
     assert notifications.send(summary, config, {}) == ["log", "smtp"]

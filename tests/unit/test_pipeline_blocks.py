@@ -54,6 +54,37 @@ def test_select_best_skips_failed_trials():
     assert best["trials_succeeded"] == 2
 
 
+def test_select_best_ranks_by_the_contracts_metrics_in_either_direction():
+    def trial(run_id, rmse):
+        return {
+            "run_id": run_id,
+            "model_uri": f"m-{run_id}",
+            "metrics": {"rmse": rmse},
+            "params": {},
+        }
+
+    trials = [trial("a", 55.0), None, trial("b", 51.5), trial("c", 60.0)]
+    best = selection.select_best(trials, metric="rmse", direction="min")
+    assert (best["run_id"], best["metric"], best["value"]) == ("b", "rmse", 51.5)
+    assert best["metrics"] == {"rmse": 51.5} and "val_accuracy" not in best
+    assert selection.select_best(trials, metric="rmse", direction="max")["run_id"] == "c"
+
+
+def test_select_best_keeps_the_digits_accuracies_for_the_summary():
+    best = selection.select_best([_trial("a", 0.91), _trial("b", 0.97)])
+    assert (best["val_accuracy"], best["test_accuracy"], best["value"]) == (0.97, 0.97, 0.97)
+
+
+def test_a_trial_that_succeeded_without_the_metric_fails_the_selection():
+    reported = {"run_id": "r9", "model_uri": "m", "metrics": {"mae": 3.0}, "params": {}}
+    with pytest.raises(
+        selection.TrialContractError,
+        match="trial run 'r9' reported no number "
+        r"for metric 'rmse' \(got None; it reported mae\)",
+    ):
+        selection.select_best([None, reported], metric="rmse", direction="min")
+
+
 def test_select_best_fails_clearly_without_a_success():
     with pytest.raises(selection.NoSuccessfulTrialError, match="no training trial succeeded"):
         selection.select_best([None, None])
@@ -152,6 +183,26 @@ def test_summary_reports_before_and_after():
     skipped = notifications.summarize("r2", _trial("b", 0.97), evaluation, None)
     assert skipped["champion_version_after"] == "3" and skipped["deployed"] is False
     assert "not deployed (beats)" in notifications.message(skipped)
+    assert skipped["candidate_accuracy"] == 0.97 and skipped["label"] == "accuracy"
+
+
+def test_summary_speaks_the_gates_metric():
+    best = {"run_id": "b", "params": {"alpha": 0.1}, "metric": "val_rmse", "value": 52.1}
+    evaluation = {
+        "metric": "test_rmse",
+        "label": "rmse",
+        "direction": "min",
+        "candidate_value": 53.2,
+        "champion_value": 55.0,
+        "champion_version": "2",
+        "reason": "candidate rmse 53.2000 beats champion v2 55.0000 by +1.8000",
+    }
+    summary = notifications.summarize("r3", best, evaluation, {"version": "3"})
+    assert (summary["candidate_value"], summary["champion_value_before"]) == (53.2, 55.0)
+    assert summary["candidate_accuracy"] is None and summary["best_val_accuracy"] is None
+    text = notifications.message(summary)
+    assert "val_rmse 52.1, candidate rmse 53.2 (lower is better)" in text
+    assert "deployed as champion v3" in text
 
 
 def test_options_become_trainer_flags_in_order():

@@ -18,15 +18,33 @@ def summarize(
     evaluation: dict[str, Any] | None,
     deployment: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """The run in one object. The gate's metric comes from the evaluate result (`label`,
+    `candidate_value`, `direction`); results of the digits-only gate (`candidate_accuracy`)
+    read as label "accuracy", higher is better."""
+    best = best or {}
     evaluation = evaluation or {}
+    label = evaluation.get("label") or "accuracy"
+    candidate = evaluation.get("candidate_value", evaluation.get("candidate_accuracy"))
+    champion = evaluation.get("champion_value", evaluation.get("champion_accuracy"))
+    accuracy = label == "accuracy"
     return {
         "dag_run_id": dag_run_id,
-        "best_run_id": best and best.get("run_id"),
-        "best_params": best and best.get("params"),
-        "best_val_accuracy": best and best.get("val_accuracy"),
-        "candidate_accuracy": evaluation.get("candidate_accuracy"),
+        "best_run_id": best.get("run_id"),
+        "best_params": best.get("params"),
+        "best_metric": best.get("metric", "val_accuracy" if "val_accuracy" in best else None),
+        "best_value": best.get("value", best.get("val_accuracy")),
+        "best_val_accuracy": best.get("val_accuracy"),
+        "metric": evaluation.get("metric"),
+        "label": label,
+        "direction": evaluation.get("direction") or "max",
+        "candidate_value": candidate,
+        "champion_value_before": champion,
+        # The digits pipeline's keys, for readers written before the gate knew other metrics.
+        "candidate_accuracy": evaluation.get("candidate_accuracy", candidate if accuracy else None),
+        "champion_accuracy_before": evaluation.get(
+            "champion_accuracy", champion if accuracy else None
+        ),
         "champion_version_before": evaluation.get("champion_version"),
-        "champion_accuracy_before": evaluation.get("champion_accuracy"),
         "deployed": deployment is not None,
         "champion_version_after": (deployment or {}).get("version")
         or evaluation.get("champion_version"),
@@ -40,9 +58,12 @@ def message(summary: dict[str, Any]) -> str:
         if summary["deployed"]
         else f"not deployed ({summary['reason']})"
     )
+    better = "higher" if summary.get("direction", "max") == "max" else "lower"
     return (
         f"trainyard run {summary['dag_run_id']}: best trial {summary['best_params']} "
-        f"val {summary['best_val_accuracy']}, test {summary['candidate_accuracy']}; {outcome}"
+        f"{summary.get('best_metric') or 'selection metric'} {summary.get('best_value')}, "
+        f"candidate {summary.get('label', 'accuracy')} {summary.get('candidate_value')} "
+        f"({better} is better); {outcome}"
     )
 
 
