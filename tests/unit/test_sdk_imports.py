@@ -8,15 +8,19 @@ it in a process where those packages cannot be found.
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import dockerfile
 import pytest
 
 pytestmark = pytest.mark.unit
 
-SDK = Path(__file__).resolve().parents[2] / "platform" / "trainyard" / "sdk"
+REPO = Path(__file__).resolve().parents[2]
+SDK = REPO / "platform" / "trainyard" / "sdk"
 ALLOWED_THIRD_PARTY = {"mlflow", "fsspec", "s3fs", "torch"}  # torch: only inside a function
 FORBIDDEN = ("torch", "numpy", "pandas", "airflow", "kubernetes", "sklearn", "boto3")
 
@@ -98,3 +102,17 @@ def test_the_sdk_imports_where_torch_airflow_and_the_platform_cannot_be_found():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok []"
+
+
+def test_the_base_install_is_the_sdk_and_the_trainer_image_takes_the_trainer_extra():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    names = {re.split(r"[<>=\[ ]", spec, maxsplit=1)[0] for spec in project["dependencies"]}
+    assert names == {"mlflow-skinny", "fsspec", "s3fs"}
+    assert any(spec.startswith("torch==") for spec in project["optional-dependencies"]["trainer"])
+    assert "trainyard[trainer]" in project["optional-dependencies"]["standalone"]
+    installs = [
+        command.original
+        for command in dockerfile.parse_file(str(REPO / "images/trainer/Dockerfile"))
+        if command.cmd == "RUN" and "/build/trainyard" in command.original
+    ]
+    assert any('pip install --no-compile "/build/trainyard[trainer]"' in run for run in installs)
