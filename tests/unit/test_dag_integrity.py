@@ -38,8 +38,8 @@ def test_tasks_and_dependencies_are_as_designed(dag):
         "wait_for_training_data": ["data_preparation.validate"],
         "data_preparation.validate": ["data_preparation.preprocess"],
         "data_preparation.preprocess": ["data_preparation.features"],
-        # Its manifest_url output feeds the trials, the gate and the deploy's smoke test.
-        "data_preparation.features": ["deploy", "evaluate", "generate_hyperparams"],
+        # Its manifest_url output feeds the trials; the gate and deploy know no data set.
+        "data_preparation.features": ["generate_hyperparams"],
         "generate_hyperparams": ["train"],
         "train": ["select_best"],
         "select_best": ["deploy", "evaluate", "notify"],
@@ -78,13 +78,22 @@ def test_param_defaults_are_the_trainers(dag):
     grid.expand(params["search_space"], params["max_trials"])  # a valid grid
 
 
-def test_stages_read_the_manifest_url_from_the_features_task(dag):
-    for task_id in ("evaluate", "deploy"):
-        arguments = dag.get_task(task_id).arguments
-        manifest = arguments[arguments.index("--features") + 1]
-        assert manifest.operator.task_id == "data_preparation.features", task_id
-        assert manifest.key == "manifest_url", task_id
-    assert dag.get_task("data_preparation.features").multiple_outputs is True
+def test_trials_read_the_manifest_url_from_the_features_task(dag):
+    arguments = dag.get_task("generate_hyperparams").op_args[0]
+    manifest = arguments[arguments.index("--features") + 1]
+    assert manifest == (
+        "{{ stage_output(ti, 'data_preparation.features', 'manifest_url') }}"
+    )
+
+
+def test_the_gate_and_deploy_are_the_platforms_stages_on_the_specs_metric(dag):
+    evaluate, deploy = dag.get_task("evaluate"), dag.get_task("deploy")
+    assert evaluate.cmds == deploy.cmds == ["python", "-m", "trainyard.stages"]
+    arguments = evaluate.arguments
+    option = {arguments[i]: arguments[i + 1] for i in range(1, len(arguments) - 1, 2)}
+    assert option["--metric"] == "test_accuracy" and option["--direction"] == "max"
+    assert option["--threshold"] == "{{ params.min_accuracy }}"
+    assert "--features" not in deploy.arguments
 
 
 def test_each_trial_is_labelled_by_its_hyperparameters(dag):

@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import itertools
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from trainyard.trainer.config import SEARCHABLE, flag
 
 # Search-space keys and the trainer options they become: TrainConfig's searchable fields.
 OPTIONS = {name: flag(name) for name in SEARCHABLE}
+# Any trainer's option name (a pipeline spec's search space): `--<name>` with dashes.
+OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class GridError(ValueError):
     """The search space is malformed; the message names the key."""
 
 
-def expand(search_space: dict[str, list[Any]], max_trials: int) -> list[dict[str, Any]]:
-    """Cartesian product of the search space, in a stable order."""
+def expand(
+    search_space: dict[str, list[Any]],
+    max_trials: int,
+    options: Iterable[str] | None = tuple(OPTIONS),
+) -> list[dict[str, Any]]:
+    """Cartesian product of the search space, in a stable order. `options`: the names it may
+    use (default the digits trainer's); None: any option name."""
     if not search_space:
         raise GridError("search_space is empty")
-    unknown = sorted(set(search_space) - set(OPTIONS))
+    known = None if options is None else sorted(options)
+    unknown = sorted(k for k in search_space if not OPTION_NAME.match(str(k)))
+    if known is not None:
+        unknown = sorted(set(search_space) - set(known))
     if unknown:
-        raise GridError(f"search_space: unknown keys {unknown}; known: {sorted(OPTIONS)}")
+        raise GridError(
+            f"search_space: unknown keys {unknown}; "
+            + (f"known: {known}" if known is not None else "names are lower_snake_case")
+        )
     for key, values in search_space.items():
         if not isinstance(values, list) or not values:
             raise GridError(f"search_space.{key}: expected a non-empty list, got {values!r}")
@@ -36,10 +51,15 @@ def expand(search_space: dict[str, list[Any]], max_trials: int) -> list[dict[str
 
 def trial_arguments(trial: dict[str, Any], epochs: int) -> list[str]:
     """The `train` stage options of one trial."""
-    args = [flag("epochs"), str(epochs)]
+    return [flag("epochs"), str(epochs), *option_flags(trial)]
+
+
+def option_flags(trial: dict[str, Any]) -> list[str]:
+    """`{"batch_size": 32, "hidden": [64, 32]}` → `--batch-size 32 --hidden 64,32`."""
+    args = []
     for key, value in trial.items():
         rendered = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-        args += [OPTIONS[key], rendered]
+        args += [flag(key), rendered]
     return args
 
 
@@ -87,5 +107,6 @@ def trial_label(trial: dict[str, Any]) -> str:
 
 
 def trial_labels(search_space: dict[str, list[Any]], max_trials: int) -> list[str]:
-    """The labels of the grid's trials, in the order `train_arguments` lists them."""
-    return [trial_label(trial) for trial in expand(search_space, max_trials)]
+    """The labels of the grid's trials, in the order `train_arguments` lists them (only the
+    order matters here: the run's generate_hyperparams checked the option names)."""
+    return [trial_label(trial) for trial in expand(search_space, max_trials, None)]

@@ -11,7 +11,7 @@ from typing import Any
 from kubernetes.client import ApiClient
 from kubernetes.client import models as k8s
 
-from trainyard.pipeline.platform import PlatformConfig
+from trainyard.pipeline.platform import PlatformConfig, StagePod
 
 SHM_VOLUME = {"name": "dshm", "emptyDir": {"medium": "Memory"}}
 SHM_MOUNT = {"name": "dshm", "mountPath": "/dev/shm"}
@@ -29,13 +29,18 @@ def to_model(value: Any, kind: str) -> Any:
     return ApiClient().deserialize(_Payload(value), kind)
 
 
-def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
-    trainer, gpus = config.trainer, config.gpu
-    limits = dict(trainer.resources.get("limits", {}))
-    requests = dict(trainer.resources.get("requests", {}))
+def pod_kwargs(config: PlatformConfig, gpu: bool, pod: StagePod | None = None) -> dict[str, Any]:
+    """The pod of a stage: the platform's trainer settings, with `pod`'s (a pipeline spec's
+    stage: its image, resources, GPU count, volumes) on top."""
+    trainer, gpus, pod = config.trainer, config.gpu, pod or StagePod()
+    resources = pod.resources or trainer.resources
+    limits = dict(resources.get("limits", {}))
+    requests = dict(resources.get("requests", {}))
+    gpu_count = gpus.count if pod.gpus is None else pod.gpus
+    gpu = gpu and gpu_count > 0
     kwargs: dict[str, Any] = {
         "namespace": trainer.namespace,
-        "image": trainer.image,
+        "image": pod.image or trainer.image,
         "image_pull_policy": trainer.image_pull_policy,
         "service_account_name": trainer.service_account,
         "labels": {"app.kubernetes.io/part-of": "trainyard", **trainer.labels},
@@ -44,8 +49,10 @@ def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
             k8s.V1EnvFromSource(secret_ref=k8s.V1SecretEnvSource(name=name))
             for name in trainer.env_from_secrets
         ],
-        "volumes": [to_model(v, "V1Volume") for v in trainer.volumes],
-        "volume_mounts": [to_model(m, "V1VolumeMount") for m in trainer.volume_mounts],
+        "volumes": [to_model(v, "V1Volume") for v in [*trainer.volumes, *pod.volumes]],
+        "volume_mounts": [
+            to_model(m, "V1VolumeMount") for m in [*trainer.volume_mounts, *pod.volume_mounts]
+        ],
         "image_pull_secrets": [
             k8s.V1LocalObjectReference(name=n) for n in trainer.image_pull_secrets
         ],
@@ -87,14 +94,14 @@ def pod_kwargs(config: PlatformConfig, gpu: bool) -> dict[str, Any]:
         ),
     }
     if gpu and gpus.enabled:
-        limits[gpus.resource_name] = str(gpus.count)
+        limits[gpus.resource_name] = str(gpu_count)
         kwargs["tolerations"] = [to_model(t, "V1Toleration") for t in gpus.tolerations]
         kwargs["node_selector"] = gpus.node_selector
         if gpus.affinity:
             kwargs["affinity"] = to_model(gpus.affinity, "V1Affinity")
         if gpus.runtime_class_name:
             kwargs["runtime_class_name"] = gpus.runtime_class_name
-        if config.train_processes > 1:
+        if (pod.processes or config.train_processes) > 1:
             # NCCL between the pod's training processes goes through /dev/shm; a
             # container's default is 64 MiB.
             kwargs["volumes"].append(to_model(SHM_VOLUME, "V1Volume"))

@@ -30,12 +30,15 @@ class LocalPodOperator(BaseOperator):
         arguments: list[str] | None = None,
         env_vars: dict[str, str] | None = None,
         do_xcom_push: bool = True,
+        cwd: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(do_xcom_push=do_xcom_push, **kwargs)
         self.cmds = cmds
         self.arguments = arguments or []
         self.env_vars = env_vars or {}
+        # The folder the command runs in: a pipeline spec's (the image's WORKDIR on Kubernetes).
+        self.cwd = cwd
         self._stage: StageProcess | None = None
 
     def command(self) -> list[str]:
@@ -46,7 +49,7 @@ class LocalPodOperator(BaseOperator):
     def execute(self, context: Any) -> Any:
         command = self.command()
         self.log.info("running %s", " ".join(command))
-        self._stage = StageProcess(command, self.env_vars)
+        self._stage = StageProcess(command, self.env_vars, self.cwd)
         try:
             return self._stage.run(lambda line: self.log.info("%s", line), self.do_xcom_push)
         except StageExitError as failed:

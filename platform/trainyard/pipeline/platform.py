@@ -60,6 +60,18 @@ class TrainerConfig:
 
 
 @dataclass(frozen=True)
+class StagePod:
+    """One stage's own pod settings (a pipeline spec's), over the platform's trainer ones."""
+
+    image: str | None = None
+    resources: dict[str, dict[str, str]] = field(default_factory=dict)
+    gpus: int | None = None  # None: the platform's GPU count
+    processes: int | None = None  # None: one per GPU
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class NotifyConfig:
     smtp_to: list[str] = field(default_factory=list)
     smtp_conn_id: str = "smtp_default"
@@ -97,6 +109,10 @@ class PlatformConfig:
     # trial on kind (tests/e2e/timeline.py), for one freed worker pod per running trial,
     # which max_parallel_trials already bounds.
     deferrable_trials: bool = False
+    # The model servers of more pipelines' models on this platform: model name → the
+    # TRAINYARD_SERVING_* settings its deploy stage gets (the platform's own model's are in
+    # trainer.env). A model named in neither is deployed by moving its alias alone.
+    model_servers: dict[str, dict[str, str]] = field(default_factory=dict)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainyard.pipeline.platform import PlatformConfig
+from trainyard.pipeline.platform import PlatformConfig, StagePod
 
 TRAINER_COMMAND = ["python", "-m", "trainyard.trainer"]
 
@@ -43,11 +43,22 @@ class PodTasks:
         if not self.config.standalone:
             import trainyard.pipeline.kubernetes  # noqa: F401, PLC0415
 
-    def kwargs(self, task_id: str, gpu: bool = False, long_running: bool = False) -> dict[str, Any]:
+    def kwargs(
+        self,
+        task_id: str,
+        gpu: bool = False,
+        long_running: bool = False,
+        *,
+        cmds: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        pod: StagePod | None = None,
+    ) -> dict[str, Any]:
+        """A stage's operator arguments: `cmds` (default the platform's trainer) with the
+        platform's trainer environment and `env` on top; `pod`: the stage's own pod settings."""
         common: dict[str, Any] = {
             "task_id": task_id,
-            "cmds": TRAINER_COMMAND,
-            "env_vars": dict(self.config.trainer.env),
+            "cmds": list(cmds or TRAINER_COMMAND),
+            "env_vars": {**self.config.trainer.env, **(env or {})},
             "do_xcom_push": True,
         }
         if self.config.standalone:
@@ -56,7 +67,7 @@ class PodTasks:
 
         return {
             **common,
-            **pod_kwargs(self.config, gpu=gpu),
+            **pod_kwargs(self.config, gpu=gpu, pod=pod),
             "name": f"trainyard-{task_id.replace('_', '-').replace('.', '-')}",
             # Trials wait in their worker pod by default; deferred (platform.deferrable_trials),
             # they wait in the triggerer and a second worker pod collects each result.
@@ -64,18 +75,34 @@ class PodTasks:
         }
 
     def task(
-        self, stage: str, options: dict[str, Any], task_id: str | None = None, **kwargs: Any
+        self,
+        stage: str,
+        options: dict[str, Any],
+        task_id: str | None = None,
+        *,
+        cmds: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        **kwargs: Any,
     ) -> Any:
         """A pod task running `stage`; `options` become `--key value` (templated; XComArgs ok)."""
+        settings = self.kwargs(task_id or stage, cmds=cmds, env=env)
         return self.operator_class()(
-            **self.kwargs(task_id or stage), arguments=stage_arguments(stage, options), **kwargs
+            **settings, arguments=stage_arguments(stage, options), **kwargs
         )
 
-    def partial(self, task_id: str, gpu: bool = False, **kwargs: Any) -> Any:
+    def partial(
+        self,
+        task_id: str,
+        gpu: bool = False,
+        *,
+        cmds: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        pod: StagePod | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """A mapped pod task: `.expand(arguments=...)` with one full argument list per item."""
-        return self.operator_class().partial(
-            **self.kwargs(task_id, gpu=gpu, long_running=True), **kwargs
-        )
+        settings = self.kwargs(task_id, gpu, True, cmds=cmds, env=env, pod=pod)
+        return self.operator_class().partial(**settings, **kwargs)
 
 
 def stage_arguments(stage: str, options: dict[str, Any]) -> list[Any]:
