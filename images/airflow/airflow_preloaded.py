@@ -21,8 +21,12 @@ from trainyard.pipeline.pod_tasks import PodTasks
 
 
 def preload() -> None:
-    """Import the pod operator of the configured runtime (and its Kubernetes client)."""
+    """Import the pod operator of the configured runtime (and its Kubernetes client), and the
+    pipeline factory with the spec validator (jsonschema) every pipeline's parse uses."""
     PodTasks(load()).preload()
+    import jsonschema  # noqa: F401, PLC0415
+
+    import trainyard.pipeline.factory  # noqa: F401, PLC0415
 
 
 def main() -> int:

@@ -131,3 +131,28 @@ def test_a_folder_of_specs_refuses_two_with_one_name(tmp_path):
         load_folder(tmp_path)
     (tmp_path / "b.yml").unlink()
     assert [s.name for s in load_folder(tmp_path)] == ["diabetes"]
+
+
+DOC = DIGITS.parents[2] / "docs" / "pipeline-spec.md"
+
+
+def schema_fields(node: dict[str, Any], prefix: str = "") -> list[str]:
+    """Dotted names of the schema's object fields (`metric.selectBy`), stages' fields apart."""
+    names = []
+    for key, child in node.get("properties", {}).items():
+        name = f"{prefix}{key}"
+        names.append(name)
+        if child.get("type") == "object" and key not in ("stages", "params"):
+            names += schema_fields(child, f"{name}.")
+    return names
+
+
+def test_the_reference_documents_every_field_and_its_example_is_a_valid_spec(tmp_path):
+    from trainyard.spec import schema  # noqa: PLC0415
+
+    text = DOC.read_text()
+    missing = [name for name in schema_fields(schema()) if f"`{name}" not in text]
+    assert not missing, f"docs/pipeline-spec.md does not document {missing}"
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = load(write(tmp_path, example))
+    assert spec.metric.threshold_param == "max_rmse"
