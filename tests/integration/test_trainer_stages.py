@@ -8,6 +8,9 @@ stage's return.json exactly as the KubernetesPodOperator reads them.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,9 +21,10 @@ import requests
 from mlflow import MlflowClient
 from mlflow.models import Model
 
+from tests.conftest import StageRun
 from trainyard.processes import free_port
+from trainyard.stages.serving_local import LocalModelServer
 from trainyard.trainer.features import load_manifest, load_raw_holdout
-from trainyard.trainer.serving_local import LocalModelServer
 
 pytestmark = pytest.mark.integration
 
@@ -53,6 +57,34 @@ def trials(stage, manifest_url):
         "adam": stage("train", "--features", manifest_url, *ADAM, "--run-name", "adam").result,
         "sgd": stage("train", "--features", manifest_url, *SGD, "--run-name", "sgd").result,
     }
+
+
+@pytest.fixture(scope="module")
+def platform_stage(services, tmp_path_factory):
+    """`python -m trainyard.stages <args>` against the services, each with a fresh XCOM_DIR."""
+    folder = tmp_path_factory.mktemp("platform-xcom")
+    count = iter(range(1000))
+
+    def run(*args: str, env: dict[str, str] | None = None) -> StageRun:
+        xcom = folder / str(next(count))
+        proc = subprocess.run(
+            [sys.executable, "-m", "trainyard.stages", *args],
+            env={**os.environ, **services.env, "XCOM_DIR": str(xcom), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        return StageRun(proc.returncode, proc.stdout, proc.stderr, xcom / "return.json")
+
+    return run
+
+
+# The digits pipeline's gate: test accuracy, higher is better, at least 0.90.
+ACCURACY_GATE = (
+    "--metric", "test_accuracy", "--label", "accuracy", "--direction", "max",
+    "--threshold", "0.9", "--min-improvement", "0.005",
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -106,26 +138,31 @@ def test_training_is_deterministic_for_a_seed(stage, manifest_url, trials):
     assert again["val_accuracy"] == trials["adam"]["val_accuracy"]
 
 
-def test_gate_deploy_and_rollback_with_aliases(stage, manifest_url, trials, client):
+def test_gate_deploy_and_rollback_with_aliases(stage, platform_stage, trials, client):
     adam, sgd = trials["adam"], trials["sgd"]
 
     def evaluate(trial):
-        return stage(
+        return platform_stage(
             "evaluate",
             "--model-uri",
             trial["model_uri"],
             "--run-id",
             trial["run_id"],
-            "--features",
-            manifest_url,
             "--model-name",
             MODEL,
+            *ACCURACY_GATE,
         ).result
 
     first = evaluate(adam)
     assert first["champion_status"] == "absent"
     assert first["deploy"] is True
-    assert first["candidate_accuracy"] == pytest.approx(adam["test_accuracy"], abs=1e-6)
+    assert first["candidate_value"] == pytest.approx(adam["test_accuracy"], abs=1e-6)
+    # The trainer's old evaluate (old DAGs) runs the same gate and keeps its keys.
+    old = stage(
+        "evaluate", "--model-uri", adam["model_uri"], "--run-id", adam["run_id"],
+        "--features", "ignored", "--model-name", MODEL,
+    ).result  # fmt: skip
+    assert old["deploy"] is True and old["candidate_accuracy"] == first["candidate_value"]
 
     deployed = stage(
         "deploy",
@@ -149,7 +186,7 @@ def test_gate_deploy_and_rollback_with_aliases(stage, manifest_url, trials, clie
     assert weak["deploy"] is False
     assert weak["champion_status"] == "ok"
     assert weak["champion_version"] == deployed["version"]
-    assert weak["champion_accuracy"] == pytest.approx(adam["test_accuracy"], abs=1e-6)
+    assert weak["champion_value"] == pytest.approx(adam["test_accuracy"], abs=1e-6)
     same = evaluate(adam)
     assert same["deploy"] is False
     assert "improvement +0.0000" in same["reason"]
@@ -204,48 +241,37 @@ UNREACHABLE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIME
 
 
 def test_evaluate_with_mlflow_unreachable_does_not_recommend_deploying(
-    stage, manifest_url, trials, client, tmp_path
+    platform_stage, trials, client, services
 ):
     dead = {**UNREACHABLE, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     adam = trials["adam"]
+    gate = ("evaluate", "--model-uri", adam["model_uri"], "--run-id", adam["run_id"],
+            "--model-name", MODEL, *ACCURACY_GATE)  # fmt: skip
 
     # Nothing can be read: the stage fails and writes no recommendation at all.
-    run = stage(
-        "evaluate",
-        "--model-uri",
-        adam["model_uri"],
-        "--features",
-        manifest_url,
-        "--model-name",
-        MODEL,
-        env=dead,
-    )
+    run = platform_stage(*gate, env=dead)
     assert run.returncode == 1
-    assert "could not be scored" in run.stderr
+    assert f"candidate run {adam['run_id']} could not be read" in run.stderr
     assert not run.xcom_file.exists()
 
-    # The candidate is readable (a local copy) but the registry is not: fail closed.
-    local = mlflow.artifacts.download_artifacts(
-        adam["model_uri"], dst_path=str(tmp_path), tracking_uri=client.tracking_uri
-    )
-    gate = stage(
-        "evaluate",
-        "--model-uri",
-        local,
-        "--features",
-        manifest_url,
-        "--model-name",
-        MODEL,
-        env=dead,
+    # The candidate's run is readable but the registry is not: fail closed.
+    closed = platform_stage(
+        *gate, env={**UNREACHABLE, "MLFLOW_REGISTRY_URI": f"http://127.0.0.1:{free_port()}"}
     ).result
-    assert gate["deploy"] is False
-    assert gate["champion_status"] == "unreadable"
-    assert gate["candidate_accuracy"] >= 0.90
-    assert "failing closed" in gate["reason"]
+    assert closed["deploy"] is False
+    assert closed["champion_status"] == "unreadable"
+    assert closed["candidate_value"] >= 0.90
+    assert "failing closed" in closed["reason"]
+
+    # The candidate's run lacks the metric: one line naming the metric and the run.
+    other = platform_stage(*gate[:-10], "--metric", "rmse", "--direction", "min",
+                           "--threshold", "1e9")  # fmt: skip
+    assert other.returncode == 1
+    assert f"candidate run {adam['run_id']} has no metric 'rmse'" in other.stderr
 
 
 class _WrongServer(BaseHTTPRequestHandler):
-    """Holds the model server's port and answers every request as class 0."""
+    """Holds the model server's port and answers with a row missing."""
 
     def do_GET(self) -> None:
         self.send_response(200)
@@ -253,7 +279,8 @@ class _WrongServer(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["inputs"]
-        body = json.dumps({"predictions": [[1.0] + [0.0] * 9 for _ in rows]}).encode()
+        # Ten scores per row, as the signature says, but one row short.
+        body = json.dumps({"predictions": [[1.0] + [0.0] * 9 for _ in rows[1:]]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
@@ -264,7 +291,7 @@ class _WrongServer(BaseHTTPRequestHandler):
 
 
 def test_deploy_rolls_out_the_model_server_and_rolls_back_when_it_fails(
-    stage, manifest_url, trials, client, services, tmp_path, monkeypatch
+    platform_stage, manifest_url, trials, client, services, tmp_path, monkeypatch
 ):
     model = "digits-served"
     port = free_port()
@@ -273,7 +300,7 @@ def test_deploy_rolls_out_the_model_server_and_rolls_back_when_it_fails(
     server = LocalModelServer(tmp_path, url)
 
     def deploy(trial):
-        return stage(
+        return platform_stage(
             "deploy",
             "--model-uri",
             trial["model_uri"],
@@ -288,7 +315,11 @@ def test_deploy_rolls_out_the_model_server_and_rolls_back_when_it_fails(
 
     try:
         first = deploy(trials["adam"]).result
-        assert first["serving"]["smoke_test_rows"] == 32
+        local = mlflow.artifacts.download_artifacts(
+            trials["adam"]["model_uri"], tracking_uri=client.tracking_uri
+        )
+        logged_rows = len(Model.load(local).load_input_example(local))
+        assert first["serving"]["smoke_test_rows"] == logged_rows
         assert first["serving"]["target"] == f"local model server at {url}"
         # The server answers for the champion: raw pixels in, ten scores per row out.
         for name, value in services.env.items():
@@ -316,3 +347,83 @@ def test_deploy_rolls_out_the_model_server_and_rolls_back_when_it_fails(
         assert client.get_model_version(model, "2").tags["trainyard.rolled_back"] == "true"
     finally:
         server.retire()
+
+
+def test_a_scikit_learn_regressor_is_gated_deployed_and_served(
+    platform_stage, trials, client, services, tmp_path, monkeypatch
+):
+    """Nothing of the digits model: rmse, lower is better, a column-based input example."""
+    from sklearn.datasets import load_diabetes  # noqa: PLC0415
+    from sklearn.linear_model import Ridge  # noqa: PLC0415
+
+    for name, value in services.env.items():
+        monkeypatch.setenv(name, value)
+    x, y = load_diabetes(return_X_y=True, as_frame=True)
+    model = Ridge(alpha=0.1).fit(x[:300], y[:300])
+    rmse = float(np.sqrt(np.mean((model.predict(x[300:]) - y[300:]) ** 2)))
+    mlflow.set_experiment("diabetes-it")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("test_rmse", rmse)
+        logged = mlflow.sklearn.log_model(model, name="model", input_example=x[:5])
+    name, url = "diabetes-served", f"http://127.0.0.1:{free_port()}"
+    rmse_gate = ("--model-uri", logged.model_uri, "--run-id", run.info.run_id,
+                 "--metric", "test_rmse", "--label", "rmse", "--direction", "min",
+                 "--threshold", "80")  # fmt: skip
+
+    gate = platform_stage("evaluate", "--model-name", name, *rmse_gate).result
+    assert gate["deploy"] is True and gate["champion_status"] == "absent"
+    assert gate["candidate_value"] == pytest.approx(rmse)
+    assert "candidate meets the maximum rmse" in gate["reason"]
+    # Against a champion whose run never logged test_rmse (the digits model): fail closed.
+    adam = trials["adam"]
+    promoted = platform_stage("deploy", "--model-uri", adam["model_uri"], "--run-id",
+                              adam["run_id"], "--model-name", "digits-only").result  # fmt: skip
+    assert promoted["serving"] is None
+    closed = platform_stage("evaluate", "--model-name", "digits-only", *rmse_gate).result
+    assert closed["deploy"] is False and closed["champion_status"] == "unreadable"
+    assert "failing closed" in closed["reason"] and "test_rmse" in closed["reason"]
+
+    server = LocalModelServer(tmp_path, url)
+    try:
+        deployed = platform_stage(
+            "deploy", "--model-uri", logged.model_uri, "--run-id", run.info.run_id,
+            "--model-name", name,
+            env={"TRAINYARD_SERVING_LOCAL_DIR": str(tmp_path), "TRAINYARD_SERVING_URL": url},
+        ).result  # fmt: skip
+        assert deployed["serving"]["smoke_test_rows"] == 5
+        answer = requests.post(
+            url + "/invocations", json={"dataframe_split": x[300:303].to_dict("split")}, timeout=30
+        ).json()["predictions"]
+        assert answer == pytest.approx(model.predict(x[300:303]).tolist())
+    finally:
+        server.retire()
+    assert "Digits" not in (client.get_registered_model(name).description or "")
+    again = platform_stage(
+        "evaluate", "--model-name", name, *rmse_gate, "--min-improvement", "0.5"
+    ).result
+    assert again["champion_status"] == "ok" and "improvement +0.0000 < 0.5" in again["reason"]
+
+
+def test_deploy_refuses_a_model_without_an_input_example_when_a_server_is_configured(
+    platform_stage, services, tmp_path, monkeypatch
+):
+    from sklearn.linear_model import LinearRegression  # noqa: PLC0415
+
+    for name, value in services.env.items():
+        monkeypatch.setenv(name, value)
+    mlflow.set_experiment("no-example-it")
+    with mlflow.start_run() as run:
+        logged = mlflow.sklearn.log_model(
+            LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), name="model"
+        )
+    refused = platform_stage(
+        "deploy", "--model-uri", logged.model_uri, "--run-id", run.info.run_id,
+        "--model-name", "no-example",
+        env={"TRAINYARD_SERVING_LOCAL_DIR": str(tmp_path),
+             "TRAINYARD_SERVING_URL": f"http://127.0.0.1:{free_port()}"},
+    )  # fmt: skip
+    assert refused.returncode == 1 and not refused.xcom_file.exists()
+    assert (
+        f"trainyard.trainer deploy: error: model {logged.model_uri} was logged without an input "
+        "example, which the model server's smoke test sends: log it with input_example="
+    ) in refused.stderr
