@@ -81,9 +81,7 @@ def test_param_defaults_are_the_trainers(dag):
 def test_trials_read_the_manifest_url_from_the_features_task(dag):
     arguments = dag.get_task("generate_hyperparams").op_args[0]
     manifest = arguments[arguments.index("--features") + 1]
-    assert manifest == (
-        "{{ stage_output(ti, 'data_preparation.features', 'manifest_url') }}"
-    )
+    assert manifest == ("{{ stage_output(ti, 'data_preparation.features', 'manifest_url') }}")
 
 
 def test_the_gate_and_deploy_are_the_platforms_stages_on_the_specs_metric(dag):

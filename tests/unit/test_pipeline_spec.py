@@ -25,7 +25,9 @@ def minimal() -> dict[str, Any]:
         "metric": {"name": "rmse", "direction": "min", "threshold": 80},
         "search": {"space": {"alpha": [0.1, 1.0]}},
         "stages": {
-            "prepare": [{"name": "validate", "command": ["bash", "validate.sh"], "args": ["${input}"]}],
+            "prepare": [
+                {"name": "validate", "command": ["bash", "validate.sh"], "args": ["${input}"]}
+            ],
             "train": {"command": ["python", "train.py"], "args": ["--data", "${input}"]},
         },
     }
@@ -92,7 +94,9 @@ def test_a_wrong_field_is_named(tmp_path, change, expected):
 def test_references_are_checked_when_the_spec_is_read(tmp_path):
     document = minimal()
     document["stages"]["train"]["args"] = ["--data", "${inputs}"]
-    assert error_of(tmp_path, document).startswith("stages.train.args[1]: unknown reference ${inputs}")
+    assert error_of(tmp_path, document).startswith(
+        "stages.train.args[1]: unknown reference ${inputs}"
+    )
 
     document = minimal()
     document["stages"]["prepare"][0]["args"] = ["${trial.label}"]

@@ -300,10 +300,11 @@ class PipelineDag:
                 multiple_outputs=True,
                 executor=platform.inline_executor,
             )
-            def select_best(results: list) -> dict:
+            def select_best(results: list[Any]) -> dict[str, Any]:
                 return selection.select_best(results, metric.select_by, metric.direction)
 
-            best = select_best(train.output)
+            # Indexed by key: multiple_outputs (a typed XComArg does not say so).
+            best: Any = select_best(train.output)
 
             evaluate = self.platform_task(
                 "evaluate",
@@ -342,7 +343,7 @@ class PipelineDag:
                 trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS,
                 executor=platform.inline_executor,
             )
-            def notify(best: dict, evaluation: dict) -> dict:
+            def notify(best: dict[str, Any], evaluation: dict[str, Any]) -> dict[str, Any]:
                 context = get_current_context()
                 deployment = context["ti"].xcom_pull(task_ids=gate.DEPLOY_TASK)
                 summary = notifications.summarize(context["run_id"], best, evaluation, deployment)
@@ -351,12 +352,15 @@ class PipelineDag:
 
             chain(wait_for_training_data, data_preparation, trials)
             branch = decide_deployment(evaluate.output["deploy"])
-            chain(evaluate, branch, [deploy, skip_deployment], notify(best, evaluate.output))
+            summary = notify(best, evaluate.output)
+            chain(evaluate, branch, [deploy, skip_deployment], summary)
         return dag
 
     def resolve_rendered_checkpoint(self, context: Any, index: int) -> str:
         """This trial's checkpoint URL in a running task (the work prefix rendered)."""
-        rendered: str = context["task"].render_template(self.checkpoint_url(f"{index:03d}"), context)
+        rendered: str = context["task"].render_template(
+            self.checkpoint_url(f"{index:03d}"), context
+        )
         return rendered
 
 

@@ -51,7 +51,9 @@ def load_folder(folder: str | Path) -> list[PipelineSpec]:
     seen: dict[str, Path] = {}
     for spec in specs:
         if spec.name in seen:
-            raise SpecError(f"{spec.path}: name: {spec.name!r} is also the name of {seen[spec.name]}")
+            raise SpecError(
+                f"{spec.path}: name: {spec.name!r} is also the name of {seen[spec.name]}"
+            )
         seen[spec.name] = spec.path
     return specs
 
@@ -117,7 +119,9 @@ def _stage(fields: dict[str, Any], name: str, default_image: str) -> Stage:
         image=fields.get("image", default_image),
         gpus=fields.get("gpus"),
         processes=fields.get("processes"),
-        resources={k: {r: str(q) for r, q in v.items()} for k, v in fields.get("resources", {}).items()},
+        resources={
+            k: {r: str(q) for r, q in v.items()} for k, v in fields.get("resources", {}).items()
+        },
         volumes=list(fields.get("volumes", [])),
         volume_mounts=list(fields.get("volumeMounts", [])),
     )
@@ -146,7 +150,7 @@ def _message(error: Any) -> str:
         if unknown and allowed:
             return f"unknown field {unknown[0]!r}; known: {', '.join(sorted(allowed))}"
     if error.validator == "required":
-        return error.message.replace("is a required property", "is missing")
+        return str(error.message).replace("is a required property", "is missing")
     return str(error.message)
 
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml  # type: ignore[import-untyped]  # no stubs in the dev extra; safe_load only
+import yaml
 
 SETTINGS_FILE = Path(__file__).with_name("airflow-settings.yaml")
 Runtime = Literal["kubernetes", "standalone"]
