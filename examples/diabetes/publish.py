@@ -2,6 +2,9 @@
 
     python publish.py --date 2026-04-01 [--url s3://datasets/diabetes/daily/2026-04-01/diabetes.csv]
 
+`trainyard demo --pipeline pipeline.yaml --publish "python publish.py"` runs it for the demo's
+day, with TRAINYARD_DS and TRAINYARD_INPUT_URL set.
+
 A day is a sample of scikit-learn's diabetes data (no download), seeded by the date, so days
 differ and the champion gate has something to decide. `--url` defaults to the spec's input URL
 for the date; the S3 endpoint and keys come from the usual AWS_* variables.
@@ -27,8 +30,20 @@ def day_sample(date: dt.date, fraction: float) -> pd.DataFrame:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="publish", description=__doc__)
-    parser.add_argument("--date", type=dt.date.fromisoformat, required=True, help="YYYY-MM-DD")
-    parser.add_argument("--url", default=None, help=f"where to (default: {DEFAULT_URL})")
+    # `trainyard demo --publish "python publish.py"` sets both variables.
+    day = os.environ.get("TRAINYARD_DS")
+    parser.add_argument(
+        "--date",
+        type=dt.date.fromisoformat,
+        default=dt.date.fromisoformat(day) if day else None,
+        required=not day,
+        help="YYYY-MM-DD (default: $TRAINYARD_DS)",
+    )
+    parser.add_argument(
+        "--url",
+        default=os.environ.get("TRAINYARD_INPUT_URL"),
+        help=f"where to (default: $TRAINYARD_INPUT_URL, else {DEFAULT_URL})",
+    )
     parser.add_argument("--fraction", type=float, default=0.9, help="of the 442 rows")
     args = parser.parse_args(argv)
     if not 0 < args.fraction <= 1:

@@ -57,6 +57,40 @@ def build_parser() -> argparse.ArgumentParser:
             help="Airflow's metadata database (and MLflow's backend): a local PostgreSQL "
             "server (default) or SQLite files",
         )
+    up.add_argument(
+        "--pipeline",
+        dest="pipelines",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="a team's pipeline spec (YAML) to run beside the training DAG; repeatable",
+    )
+    up.add_argument(
+        "--pipelines",
+        dest="pipeline_folders",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder of pipeline specs (*.yaml, *.yml); repeatable",
+    )
+    demo.add_argument(
+        "--pipeline",
+        type=Path,
+        default=None,
+        metavar="SPEC",
+        help="run this pipeline spec instead of the digits pipeline (the platform is started "
+        "with it, or must be up with it)",
+    )
+    demo.add_argument(
+        "--publish",
+        default=None,
+        metavar="COMMAND",
+        help="with --pipeline: the command that puts the day's input in place, run in the "
+        "spec's folder with the platform's S3 and MLflow variables, TRAINYARD_DS and "
+        "TRAINYARD_INPUT_URL (default: the input must already exist)",
+    )
     demo.add_argument("--date", default=None, help="the day to train on (default: today, UTC)")
     demo.add_argument(
         "--conf",
@@ -93,19 +127,7 @@ def platform_command(args: argparse.Namespace) -> int:
 
     try:
         if args.command == "up":
-            stack = runtime.start(
-                args.workdir,
-                mlflow_backend=args.mlflow_backend,
-                user_dags=args.dags_folder,
-                metadata_db=args.metadata_db,
-            )
-            for name, url in stack.state()["urls"].items():
-                print(f"{name:<8} {url}")
-            print(f"Airflow user admin, password in {stack.airflow.password_file}")
-            if stack.postgres:
-                print(f"PostgreSQL user trainyard, password in {stack.postgres.passfile}")
-            took = ", ".join(f"{k} {v:.1f} s" for k, v in stack.startup_seconds.items())
-            print(f"ready: {took}")
+            up(args)
         elif args.command == "down":
             print("stopped:", ", ".join(runtime.stop(args.workdir)) or "nothing was running")
         elif args.command == "status":
@@ -134,8 +156,35 @@ def platform_command(args: argparse.Namespace) -> int:
                 args.timeout,
                 user_dags=args.dags_folder,
                 metadata_db=args.metadata_db,
+                pipeline=args.pipeline,
+                publish_command=args.publish,
             )
     except UserError as exc:
         print(f"trainyard {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def up(args: argparse.Namespace) -> None:
+    """`trainyard up`: start the platform, print where each service answers."""
+    from trainyard.standalone import runtime  # noqa: PLC0415
+    from trainyard.standalone.pipelines import spec_files  # noqa: PLC0415
+
+    stack = runtime.start(
+        args.workdir,
+        mlflow_backend=args.mlflow_backend,
+        user_dags=args.dags_folder,
+        metadata_db=args.metadata_db,
+        pipelines=spec_files(args.pipelines, args.pipeline_folders),
+    )
+    for name, url in stack.state()["urls"].items():
+        print(f"{name:<8} {url}")
+    for pipeline in stack.pipelines:
+        server = stack.model_servers.get(pipeline.model_name)
+        served = f", served at {server.url}" if server else ""
+        print(f"pipeline {pipeline.spec.name}: model {pipeline.model_name}{served}")
+    print(f"Airflow user admin, password in {stack.airflow.password_file}")
+    if stack.postgres:
+        print(f"PostgreSQL user trainyard, password in {stack.postgres.passfile}")
+    took = ", ".join(f"{k} {v:.1f} s" for k, v in stack.startup_seconds.items())
+    print(f"ready: {took}")

@@ -113,6 +113,9 @@ class PlatformConfig:
     # TRAINYARD_SERVING_* settings its deploy stage gets (the platform's own model's are in
     # trainer.env). A model named in neither is deployed by moving its alias alone.
     model_servers: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Teams' pipeline spec files this platform runs besides its own (dags/team_pipelines.py
+    # builds one DAG per file): `trainyard up --pipeline SPEC` on the laptop.
+    pipelines: list[str] = field(default_factory=list)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)

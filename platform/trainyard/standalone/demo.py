@@ -3,23 +3,31 @@
 up → publish a day of data → trigger `ml_training_pipeline` through the Airflow
 REST API → follow it task by task → print (and optionally write) a summary →
 down, unless `--keep` or the platform was already up.
+
+`--pipeline SPEC` runs a team's pipeline instead: the platform starts with the spec (or must be
+up with it), and the day's input comes from the `--publish` command, run in the spec's folder.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import jinja2
 from airflow_client.client import DAGRunResponse, TaskInstanceResponse
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from trainyard.errors import UserError
-from trainyard.standalone import runtime
+from trainyard.pipeline import platform as platform_settings
+from trainyard.stage_runner import StageExitError, StageProcess
+from trainyard.standalone import pipelines, runtime
 from trainyard.standalone.airflow_api import (
     AirflowApi,
     ApiException,
@@ -50,8 +58,35 @@ def publish(workdir: Path, date: str) -> str:
     return str(run_stage(args, runtime.client_env(workdir))["data_url"])
 
 
+def publish_spec_input(workdir: Path, spec_path: Path, date: str, command: str) -> str:
+    """Run a team's publish `command` in its spec's folder for `date`; the input URL it fills.
+
+    It gets the platform's S3 and MLflow variables, TRAINYARD_DS and TRAINYARD_INPUT_URL (the
+    spec's input URL for the day); `python` is this interpreter, as in the laptop's stages."""
+    platform = platform_settings.load(workdir.resolve() / "platform.json")
+    (pipeline,) = pipelines.load_pipelines([spec_path], platform)
+    url = str(jinja2.Template(pipeline.input_url).render(ds=date, ds_nodash=date.replace("-", "")))
+    program = shlex.split(command)
+    if not program:
+        raise UserError("--publish: empty command")
+    if program[0] == "python":
+        program[0] = sys.executable
+    env = {**runtime.client_env(workdir), "TRAINYARD_DS": date, "TRAINYARD_INPUT_URL": url}
+    try:
+        StageProcess(program, env, str(pipeline.spec.folder)).run(read_result=False)
+    except StageExitError as failed:
+        raise UserError(f"--publish {command!r} failed: {failed}") from None
+    except OSError as exc:
+        raise UserError(f"--publish {command!r}: {exc.strerror or exc}") from None
+    return url
+
+
 def trigger(
-    api: AirflowApi, date: str, conf: dict[str, Any], now: dt.datetime | None = None
+    api: AirflowApi,
+    date: str,
+    conf: dict[str, Any],
+    now: dt.datetime | None = None,
+    dag_id: str = DAG_ID,
 ) -> str:
     """Trigger a run for `date`; the first of the day takes midnight, the scheduled slot (on a
     platform that schedules the DAG), a later one `now`'s time of day on `date`."""
@@ -59,7 +94,7 @@ def trigger(
     for time_of_day in ("00:00:00", f"{stamp[:2]}:{stamp[2:4]}:{stamp[4:]}"):
         try:
             run = api.trigger(
-                DAG_ID, f"{date}T{time_of_day}Z", conf, run_id=f"demo__{date}__{stamp}"
+                dag_id, f"{date}T{time_of_day}Z", conf, run_id=f"demo__{date}__{stamp}"
             )
         except ApiException as exc:
             if exc.status == 409:
@@ -67,9 +102,9 @@ def trigger(
             raise
         # Unpaused only now: a scheduler that schedules the DAG then sees the slot taken and
         # adds no twin.
-        api.unpause(DAG_ID)
+        api.unpause(dag_id)
         return str(run.dag_run_id)
-    raise UserError(f"could not trigger {DAG_ID} for {date}")
+    raise UserError(f"could not trigger {dag_id} for {date}")
 
 
 def _unfinished_tasks(api: AirflowApi, dag_id: str, run_id: str) -> str:
@@ -108,9 +143,14 @@ def queued_reason(api: AirflowApi, run: DAGRunResponse, dag_id: str = DAG_ID) ->
     return f"{dag_id} runs {limit} {plural} at a time (max_active_runs) and {described} holds it"
 
 
-def progress_table(run: DAGRunResponse, tasks: list[TaskInstanceResponse], started: float) -> Table:
+def progress_table(
+    run: DAGRunResponse,
+    tasks: list[TaskInstanceResponse],
+    started: float,
+    dag_id: str = DAG_ID,
+) -> Table:
     table = Table(
-        title=f"{DAG_ID} · {run.dag_run_id} · {state_name(run.state)} · "
+        title=f"{dag_id} · {run.dag_run_id} · {state_name(run.state)} · "
         f"{time.monotonic() - started:.0f}s",
         title_justify="left",
     )
@@ -126,7 +166,9 @@ def progress_table(run: DAGRunResponse, tasks: list[TaskInstanceResponse], start
     return table
 
 
-def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> DAGRunResponse:
+def follow(
+    api: AirflowApi, run_id: str, timeout_s: float, console: Console, dag_id: str = DAG_ID
+) -> DAGRunResponse:
     """Poll the run until it ends, showing every task's state live, and why the run is still
     queued when it is."""
     started = time.monotonic()
@@ -136,19 +178,19 @@ def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> 
     checked = 0.0
     with live:
         while True:
-            run = api.dag_run(DAG_ID, run_id)
-            tasks = api.task_instances(DAG_ID, run_id)
+            run = api.dag_run(dag_id, run_id)
+            tasks = api.task_instances(dag_id, run_id)
             elapsed = time.monotonic() - started
             if state_name(run.state) != "queued":
                 reason = None
             elif elapsed >= QUEUED_REASON_AFTER_S and elapsed - checked >= QUEUED_REASON_AFTER_S:
                 checked, known = elapsed, reason
-                reason = queued_reason(api, run)
+                reason = queued_reason(api, run, dag_id)
                 if reason and reason != known:  # one line, in a terminal and in a log
                     line = f"{elapsed:6.0f}s {run_id} queued: {reason}"
                     console.print(line, soft_wrap=True, markup=False, highlight=False)
             if console.is_terminal:
-                live.update(progress_table(run, tasks, started))
+                live.update(progress_table(run, tasks, started, dag_id))
             else:  # logs and CI: one line per state change
                 for ti in tasks:
                     key, state = (ti.task_id, ti.map_index), state_name(ti.state) or "none"
@@ -166,16 +208,18 @@ def follow(api: AirflowApi, run_id: str, timeout_s: float, console: Console) -> 
             time.sleep(2)
 
 
-def collect_summary(api: AirflowApi, run: DAGRunResponse, workdir: Path) -> dict[str, Any]:
+def collect_summary(
+    api: AirflowApi, run: DAGRunResponse, workdir: Path, dag_id: str = DAG_ID
+) -> dict[str, Any]:
     run_id = run.dag_run_id
     states = {
-        (t.task_id, t.map_index): state_name(t.state) for t in api.task_instances(DAG_ID, run_id)
+        (t.task_id, t.map_index): state_name(t.state) for t in api.task_instances(dag_id, run_id)
     }
     summary: dict[str, Any] = {"dag_run_id": run_id, "state": state_name(run.state)}
     if states.get(("notify", -1)) == "success":
         summary.update(
             read_offloaded(
-                api.xcom(DAG_ID, run_id, "notify"), s3_client(runtime.client_env(workdir))
+                api.xcom(dag_id, run_id, "notify"), s3_client(runtime.client_env(workdir))
             )
         )
     summary["tasks_failed"] = sorted(
@@ -184,7 +228,7 @@ def collect_summary(api: AirflowApi, run: DAGRunResponse, workdir: Path) -> dict
         if state in ("failed", "upstream_failed")
     )
     urls = runtime.read_state(workdir)["urls"]
-    summary["airflow_url"] = f"{urls['airflow']}/dags/{DAG_ID}/runs/{run_id}"
+    summary["airflow_url"] = f"{urls['airflow']}/dags/{dag_id}/runs/{run_id}"
     summary["mlflow_url"] = urls["mlflow"]
     summary["serving_url"] = urls["serving"]
     return summary
@@ -192,13 +236,16 @@ def collect_summary(api: AirflowApi, run: DAGRunResponse, workdir: Path) -> dict
 
 def print_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(f"\n[bold]run {summary['dag_run_id']}: {summary['state']}[/]")
-    if "best_params" in summary:
-        params = summary["best_params"]
-        shown = ", ".join(f"{k}={params[k]}" for k in ("optimizer", "lr", "batch_size", "epochs"))
+    params = summary.get("best_params")
+    if params is not None:
+        if summary.get("label", "accuracy") == "accuracy":  # the digits pipeline's options
+            params = {k: params[k] for k in ("optimizer", "lr", "batch_size", "epochs")}
+        shown = ", ".join(f"{k}={v}" for k, v in params.items())
         console.print(f"best trial: {shown}  (MLflow run {summary['best_run_id']})")
+        better = "lower" if summary.get("direction") == "min" else "higher"
         console.print(
-            f"accuracy: validation {summary['best_val_accuracy']:.4f}, "
-            f"test {summary['candidate_accuracy']:.4f}"
+            f"{summary['best_metric']} {summary['best_value']:.4f}, "
+            f"{summary['label']} {summary['candidate_value']:.4f} ({better} is better)"
         )
         before = summary["champion_version_before"]
         console.print(
@@ -213,10 +260,13 @@ def print_summary(summary: dict[str, Any], console: Console) -> None:
         f"{runtime.read_state(Path(summary['workdir']))['airflow_password_file']})"
     )
     console.print(f"MLflow UI:  {summary['mlflow_url']}")
-    console.print(f"Model server (the champion): POST {summary['serving_url']}/invocations")
+    if summary["serving_url"]:
+        console.print(f"Model server (the champion): POST {summary['serving_url']}/invocations")
 
 
-def _check_running_stack(workdir: Path, user_dags: Path | None, metadata_db: str | None) -> None:
+def _check_running_stack(
+    workdir: Path, user_dags: Path | None, metadata_db: str | None, pipeline: Path | None
+) -> None:
     """A demo on a platform that is already up takes it as it is: refuse options it lacks
     rather than ignore them."""
     state = runtime.read_state(workdir)
@@ -232,6 +282,12 @@ def _check_running_stack(workdir: Path, user_dags: Path | None, metadata_db: str
             f"the platform in {workdir} is up with --dags-folder {running_dags or '(none)'}, "
             f"not {user_dags}: run `trainyard down` first, or leave --dags-folder out"
         )
+    running_specs = [entry["spec"] for entry in state.get("pipelines", {}).values()]
+    if pipeline is not None and str(pipeline.resolve()) not in running_specs:
+        raise UserError(
+            f"the platform in {workdir} is up without --pipeline {pipeline} (its pipelines: "
+            f"{', '.join(running_specs) or 'none'}): run `trainyard down` first"
+        )
 
 
 def run_demo(
@@ -243,26 +299,51 @@ def run_demo(
     timeout_s: float = 1800,
     user_dags: Path | None = None,
     metadata_db: str | None = None,
+    pipeline: Path | None = None,
+    publish_command: str | None = None,
 ) -> dict[str, Any]:
+    """`pipeline`: a team's spec to run instead of the digits pipeline; `publish_command`
+    puts its day's input in place (none: the input must already be there)."""
+    if publish_command is not None and pipeline is None:
+        raise UserError("--publish needs --pipeline (the digits pipeline publishes its own data)")
     console = Console()
     date = date or dt.datetime.now(dt.UTC).date().isoformat()
     already_up = runtime.is_up(workdir)
     stack = None
     if already_up:
-        _check_running_stack(workdir, user_dags, metadata_db)
+        _check_running_stack(workdir, user_dags, metadata_db, pipeline)
     else:
         console.print(f"starting the platform in {workdir} …")
-        stack = runtime.start(workdir, user_dags=user_dags, metadata_db=metadata_db or "postgres")
+        stack = runtime.start(
+            workdir,
+            user_dags=user_dags,
+            metadata_db=metadata_db or "postgres",
+            pipelines=[pipeline] if pipeline else (),
+        )
     try:
-        urls = runtime.read_state(workdir)["urls"]
+        state = runtime.read_state(workdir)
+        urls = state["urls"]
         console.print(f"Airflow {urls['airflow']} · MLflow {urls['mlflow']} · S3 {urls['s3']}")
-        console.print(f"published {publish(workdir, date)}")
+        dag_id, serving_url = DAG_ID, urls["serving"]
+        if pipeline is None:
+            console.print(f"published {publish(workdir, date)}")
+        else:
+            resolved = str(pipeline.resolve())
+            dag_id, entry = next(
+                (n, p) for n, p in state["pipelines"].items() if p["spec"] == resolved
+            )
+            if publish_command:
+                url = publish_spec_input(workdir, pipeline, date, publish_command)
+                console.print(f"published {url}")
+            served = state["model_servers"].get(entry["model"])
+            serving_url = served["url"] if served else None
         api = AirflowApi(urls["airflow"], "admin", runtime.airflow_password(workdir))
-        api.wait_for_dag(DAG_ID)
-        run_id = trigger(api, date, conf or {})
-        console.print(f"triggered {DAG_ID} run {run_id}")
-        run = follow(api, run_id, timeout_s, console)
-        summary = collect_summary(api, run, workdir)
+        api.wait_for_dag(dag_id)
+        run_id = trigger(api, date, conf or {}, dag_id=dag_id)
+        console.print(f"triggered {dag_id} run {run_id}")
+        run = follow(api, run_id, timeout_s, console, dag_id)
+        summary = collect_summary(api, run, workdir, dag_id)
+        summary["serving_url"] = serving_url
         summary["workdir"] = str(workdir.resolve())
         print_summary(summary, console)
         if summary_json:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import psutil
 
 from trainyard.errors import UserError
+from trainyard.pipeline import platform as platform_settings
 from trainyard.processes import (
     ManagedProcess,
     free_port,
@@ -24,16 +26,25 @@ from trainyard.processes import (
     service_processes,
     stop_service,
 )
-from trainyard.standalone.airflow_stack import ADMIN_USER, STORAGE_CONN_ID, AirflowStack
-from trainyard.standalone.postgres import PostgresServer
-from trainyard.standalone.services import REGION, MlflowServer, S3Server, load_credentials
 from trainyard.stages.serving import LOCAL_DIR_ENV, URL_ENV
 from trainyard.stages.serving_local import LocalModelServer
+from trainyard.standalone import pipelines as team_pipelines
+from trainyard.standalone.airflow_stack import ADMIN_USER, STORAGE_CONN_ID, AirflowStack
+from trainyard.standalone.postgres import PostgresServer
+from trainyard.standalone.services import (
+    BUCKETS,
+    REGION,
+    MlflowServer,
+    S3Server,
+    load_credentials,
+)
 
 REPO_DAGS = Path(__file__).resolve().parents[3] / "dags"
 # The local model server's pid file and log, below the workdir.
 SERVING_DIR = "serving"
 METADATA_DBS = ("postgres", "sqlite")
+DATA_ROOT = "s3://datasets/digits"
+WORK_ROOT = "s3://datasets/runs"
 # Stopped in this order: Airflow first (running tasks still write to the stores), the
 # stores next, the database last.
 STOP_ORDER = ("airflow", "mlflow", "s3", "postgres")
@@ -52,6 +63,9 @@ class LaptopStack:
     postgres: PostgresServer | None = None
     # Seconds each service took to answer, for `up`'s report.
     startup_seconds: dict[str, float] = field(default_factory=dict)
+    # Teams' specs (`up --pipeline`) and their models' servers, started by their deploy steps.
+    pipelines: list[team_pipelines.LaptopPipeline] = field(default_factory=list)
+    model_servers: dict[str, LocalModelServer] = field(default_factory=dict)
 
     def processes(self) -> dict[str, ManagedProcess]:
         processes = {"postgres": self.postgres.process if self.postgres else None}
@@ -79,6 +93,14 @@ class LaptopStack:
             "airflow_user": ADMIN_USER,
             "airflow_password_file": str(self.airflow.password_file),
             "startup_seconds": {k: round(v, 2) for k, v in self.startup_seconds.items()},
+            "pipelines": {
+                p.spec.name: {"spec": str(p.spec.path), "model": p.model_name}
+                for p in self.pipelines
+            },
+            "model_servers": {
+                name: {"url": server.url, "folder": str(server.folder)}
+                for name, server in self.model_servers.items()
+            },
         }
 
     def save_state(self) -> None:
@@ -88,6 +110,8 @@ class LaptopStack:
     def stop(self) -> None:
         self.airflow.stop()
         self.model_server.retire()
+        for server in self.model_servers.values():
+            server.retire()
         self.mlflow.stop()
         self.s3.stop()
         if self.postgres:
@@ -96,14 +120,34 @@ class LaptopStack:
 
 
 def platform_config(
-    workdir: Path, s3: S3Server, mlflow_url: str, model_server: LocalModelServer, **overrides: Any
+    workdir: Path,
+    s3: S3Server,
+    mlflow_url: str,
+    model_server: LocalModelServer,
+    pipelines: Sequence[team_pipelines.LaptopPipeline] = (),
+    model_servers: dict[str, LocalModelServer] | None = None,
+    **overrides: Any,
 ) -> Path:
     """The standalone platform config: local processes, the local S3 store, MLflow and the
-    local model server the deploy step rolls out."""
-    config = {
+    local model server the deploy step rolls out; teams' specs and their models' servers."""
+    config = laptop_settings(s3, mlflow_url, model_server, **overrides)
+    config["pipelines"] = [str(p.spec.path) for p in pipelines]
+    config["model_servers"] = {
+        **config.get("model_servers", {}),
+        **{name: team_pipelines.serving_env(s) for name, s in (model_servers or {}).items()},
+    }
+    path = workdir / "platform.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+def laptop_settings(
+    s3: S3Server, mlflow_url: str, model_server: LocalModelServer, **overrides: Any
+) -> dict[str, Any]:
+    return {
         "runtime": "standalone",
-        "data_root": "s3://datasets/digits",
-        "work_root": "s3://datasets/runs",
+        "data_root": DATA_ROOT,
+        "work_root": WORK_ROOT,
         "storage_conn_id": STORAGE_CONN_ID,
         "max_parallel_trials": 2,
         "task_retries": 1,
@@ -129,9 +173,6 @@ def platform_config(
         },
         **overrides,
     }
-    path = workdir / "platform.json"
-    path.write_text(json.dumps(config, indent=2))
-    return path
 
 
 def start(
@@ -140,10 +181,12 @@ def start(
     dags_folder: Path = REPO_DAGS,
     user_dags: Path | None = None,
     metadata_db: str = "postgres",
+    pipelines: Sequence[Path] = (),
     **config_overrides: Any,
 ) -> LaptopStack:
     """Start the platform in `workdir`. `metadata_db`: "postgres" (Airflow's metadata and,
-    unless `mlflow_backend` says otherwise, MLflow's backend) or "sqlite"."""
+    unless `mlflow_backend` says otherwise, MLflow's backend) or "sqlite". `pipelines`: teams'
+    spec files, each checked before anything starts."""
     workdir = workdir.resolve()
     if metadata_db not in METADATA_DBS:
         raise UserError(f"--metadata-db {metadata_db!r}: choose one of {', '.join(METADATA_DBS)}")
@@ -159,8 +202,16 @@ def start(
             f"(pids {', '.join(str(p.pid) for p in leftovers)}): run `trainyard down` first"
         )
     workdir.mkdir(parents=True, exist_ok=True)
+    # Names in the specs resolve against this platform's settings (${platform.data_root}).
+    names = {"data_root": DATA_ROOT, "work_root": WORK_ROOT, **config_overrides}
+    resolved = platform_settings.PlatformConfig(
+        **{k: names[k] for k in team_pipelines.NAME_SETTINGS if k in names}
+    )
+    specs = team_pipelines.load_pipelines(pipelines, resolved)
+    servers = team_pipelines.model_servers(specs, workdir, resolved)
+    model_server = LocalModelServer(workdir / SERVING_DIR, f"http://127.0.0.1:{free_port()}")
     postgres = PostgresServer(workdir / "postgres") if metadata_db == "postgres" else None
-    s3 = S3Server(workdir / "s3")
+    s3 = S3Server(workdir / "s3", (*BUCKETS, *team_pipelines.input_buckets(specs, BUCKETS)))
     if mlflow_backend is None and postgres is not None:
         mlflow_backend = postgres.url("mlflow")
     mlflow = MlflowServer(
@@ -169,17 +220,18 @@ def start(
         backend_store_uri=mlflow_backend,
         env=postgres.client_env() if postgres else None,
     )
-    model_server = LocalModelServer(workdir / SERVING_DIR, f"http://127.0.0.1:{free_port()}")
     airflow = AirflowStack(
         workdir / "airflow",
         dags_folder,
         s3,
         mlflow.url,
-        platform_config(workdir, s3, mlflow.url, model_server, **config_overrides),
+        platform_config(workdir, s3, mlflow.url, model_server, specs, servers, **config_overrides),
         postgres=postgres,
         user_dags=user_dags.resolve() if user_dags else None,
     )
-    stack = LaptopStack(s3, mlflow, airflow, model_server, workdir, postgres)
+    stack = LaptopStack(
+        s3, mlflow, airflow, model_server, workdir, postgres, pipelines=specs, model_servers=servers
+    )
     try:
         if postgres:
             stack.startup_seconds["postgres"] = postgres.start()
@@ -241,6 +293,11 @@ def stop(workdir: Path) -> list[str]:
         if model_server.running_pid() is not None:
             model_server.retire()
             stopped.append("serving")
+        for name, server in state.get("model_servers", {}).items():
+            team_server = LocalModelServer(Path(server["folder"]), server["url"])
+            if team_server.running_pid() is not None:
+                team_server.retire()
+                stopped.append(f"serving {name}")
     if stop_service(_everything(workdir)):
         stopped.append("leftover processes")
     if state is None and not stopped:
