@@ -19,7 +19,10 @@ import pytest
 pytestmark = pytest.mark.unit
 
 REPO = Path(__file__).resolve().parents[2]
-DOCKERFILES = sorted((REPO / "images").glob("*/Dockerfile"))
+PLATFORM_DOCKERFILES = sorted((REPO / "images").glob("*/Dockerfile"))
+# Teams' example images, built from their own folder (the build context), held to the same rules.
+EXAMPLE_DOCKERFILES = sorted((REPO / "examples").glob("*/Dockerfile"))
+DOCKERFILES = PLATFORM_DOCKERFILES + EXAMPLE_DOCKERFILES
 IMAGE_NAMES = [path.parent.name for path in DOCKERFILES]
 OCI_LABELS = {
     "org.opencontainers.image.source",
@@ -87,7 +90,8 @@ def image(request: pytest.FixtureRequest) -> Parsed:
 
 
 def test_every_image_has_a_dockerfile() -> None:
-    assert IMAGE_NAMES == ["airflow", "mlflow", "trainer"]
+    assert [path.parent.name for path in PLATFORM_DOCKERFILES] == ["airflow", "mlflow", "trainer"]
+    assert "diabetes" in [path.parent.name for path in EXAMPLE_DOCKERFILES]
 
 
 def test_bases_and_image_arg_defaults_are_pinned(image: Parsed) -> None:
@@ -167,6 +171,12 @@ def test_copied_sources_are_in_the_build_context(image: Parsed) -> None:
     """Every COPY source exists (or is staged by scripts/build-images into .build/) and is one
     the root .dockerignore allowlist lets into the context."""
     path = image.path
+    if path in EXAMPLE_DOCKERFILES:  # its context is its own folder
+        for command in dockerfile.parse_file(str(path)):
+            if command.cmd == "COPY" and not any(f.startswith("--from=") for f in command.flags):
+                for source in command.value[:-1]:
+                    assert (path.parent / source).exists(), f"{path}: COPY {source}: no such file"
+        return
     allowed = [
         line[1:].strip().rstrip("/")
         for line in (REPO / ".dockerignore").read_text().splitlines()
