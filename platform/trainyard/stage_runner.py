@@ -76,15 +76,22 @@ class StageProcess:
                 "TRAINYARD_TERMINATION_LOG": str(termination_log),
                 "PYTHONUNBUFFERED": "1",
             }
-            process = self._process = subprocess.Popen(
-                self.command,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-                start_new_session=True,
-                cwd=self.cwd,
-            )
+            try:
+                process = self._process = subprocess.Popen(
+                    self.command,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    start_new_session=True,
+                    cwd=self.cwd,
+                )
+            except OSError as exc:  # no such program, not executable: what a pod's start says
+                where = f" in {self.cwd}" if self.cwd else ""
+                raise UserError(
+                    f"cannot run the stage's command {self.command[0]!r}{where}: "
+                    f"{exc.strerror or exc}"
+                ) from None
             assert process.stdout is not None
             error, tail = None, deque[str](maxlen=TAIL_LINES)
             try:
