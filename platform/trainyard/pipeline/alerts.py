@@ -47,8 +47,12 @@ def record_error(context: Any) -> None:
     ti, error = context.get("ti"), context.get("exception")
     if ti is None or error is None:
         return
+    line = one_line(error)
+    # In the task's log as well: the log view renders a Python task's exception apart from its
+    # lines, and the line is what a reader of the log looks for.
+    log.error("%s failed: %s", task_label(ti), line)
     try:
-        ti.xcom_push(key=ERROR_KEY, value=one_line(error))
+        ti.xcom_push(key=ERROR_KEY, value=line)
     except Exception:  # the alert still goes out, with the run's reason instead
         log.exception("could not record the error of %s", task_label(ti))
 

@@ -55,9 +55,12 @@ class LocalPodOperator(BaseOperator):
         except StageExitError as failed:
             where = f"{self.cmds[-1]} {self.arguments[:1]} exited with {failed.code}"
             error = failed.error_line
-            raise AirflowException(f"{error} ({where})" if error else where) from None
-        except UserError as exc:
-            raise AirflowException(str(exc)) from None
+            message = f"{error} ({where})" if error else where
+        except UserError as exc:  # it did not start, or broke the contract
+            message = str(exc)
+        # The line in the task's log too: a stage that never ran printed nothing there.
+        self.log.error("%s", message)
+        raise AirflowException(message)
 
     def on_kill(self) -> None:
         if self._stage:
