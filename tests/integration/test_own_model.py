@@ -214,7 +214,9 @@ def test_day_one_trains_gates_on_rmse_deploys_and_serves(
 
 def test_day_two_is_decided_by_rmse(first_day, api, stack, mlflow_client):
     before = mlflow_client.get_model_version_by_alias(MODEL, "champion")
-    run_id = trigger(api, SECOND_DAY.isoformat(), {}, dag_id=DAG)
+    # One trial (a run's config narrows the search space): the gate is what this day checks.
+    one_trial = {"search_space": {"learning_rate": [0.1], "max_depth": [2]}}
+    run_id = trigger(api, SECOND_DAY.isoformat(), one_trial, dag_id=DAG)
     ended = finished(api, DAG, run_id)
     assert ended == "success", f"{states(api, DAG, run_id)}{failed_logs(api, DAG, run_id)}"
     evaluation = api.xcom(DAG, run_id, "evaluate")
