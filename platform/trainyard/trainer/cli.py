@@ -17,31 +17,13 @@ from typing import Any
 
 from trainyard import sdk
 from trainyard.errors import UserError, error_line, report_termination
+from trainyard.stages import cli as platform_stages
 from trainyard.trainer import config
 from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
 from trainyard.trainer.xcom import write_result
 
 # Stage modules are imported inside their handler: torch, MLflow and
 # scikit-learn take seconds to import and most stages need only some of them.
-
-
-def _tags(values: Sequence[str]) -> dict[str, str]:
-    tags = {}
-    for item in values:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--tag {item!r} is not KEY=VALUE")
-        tags[key] = value
-    return tags
-
-
-def _boolean(value: str) -> bool:
-    """true/false in any case (a rendered Jinja bool is True/False)."""
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no", ""):
-        return False
-    raise argparse.ArgumentTypeError(f"{value!r} is not true or false")
 
 
 def _hidden(value: str) -> tuple[int, ...]:
@@ -99,7 +81,7 @@ def _train(a: argparse.Namespace) -> dict[str, Any]:
         settings,
         a.experiment or env.experiment or DEFAULT_EXPERIMENT,
         run_name=a.run_name or env.run_name,
-        tags=_tags(a.tag),
+        tags=platform_stages.tags(a.tag),
         checkpoint_url=a.checkpoint or env.checkpoint_url,
         checkpoint_every=_first(a.checkpoint_every, env.checkpoint_every, 1),
         processes=_first(a.processes, env.processes, 1),
@@ -139,18 +121,6 @@ def _evaluate(a: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _deploy(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.stages.deploy import deploy
-
-    return deploy(a.model_uri, a.run_id, a.model_name, _tags(a.tag), a.force_deploy)
-
-
-def _rollback(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.stages.deploy import rollback
-
-    return rollback(a.model_name)
-
-
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "publish": _publish,
     "validate": _validate,
@@ -158,9 +128,10 @@ STAGES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "features": _features,
     "train": _train,
     "evaluate": _evaluate,
-    "deploy": _deploy,
-    "rollback": _rollback,
 }
+# Moved to the platform's stages (python -m trainyard.stages); the names still run them here,
+# for DAGs written before.
+MOVED = ("deploy", "rollback")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -247,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow run tag (repeatable)",
     )
 
-    # evaluate, deploy, rollback: kept for DAGs written before `python -m trainyard.stages`;
-    # they run the platform's stages.
+    # evaluate (and deploy, rollback: see MOVED): kept for DAGs written before
+    # `python -m trainyard.stages`; they run the platform's stages.
     p = sub.add_parser(
         "evaluate", help="quality gate on test_accuracy (python -m trainyard.stages)"
     )
@@ -259,36 +230,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-accuracy", type=float, default=config.DEFAULT_MIN_ACCURACY)
     p.add_argument("--min-improvement", type=float, default=config.DEFAULT_MIN_IMPROVEMENT)
 
-    p = sub.add_parser("deploy", help="register the model and move the champion alias")
-    p.add_argument("--model-uri", required=True)
-    p.add_argument("--run-id", required=True)
-    p.add_argument("--model-name", required=True)
-    p.add_argument(
-        "--features",
-        default=None,
-        help="accepted and ignored (the smoke test sends the model's own input example)",
-    )
-    p.add_argument(
-        "--tag",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="model version tag (repeatable)",
-    )
-    p.add_argument(
-        "--force-deploy",
-        type=_boolean,
-        default=False,
-        metavar="BOOL",
-        help="promote even a version that was rolled back (tagged trainyard.rolled_back=true)",
-    )
-
-    p = sub.add_parser("rollback", help="move champion back to the previous version")
-    p.add_argument("--model-name", required=True)
     return parser
 
 
+def moved_stage(argv: Sequence[str]) -> bool:
+    """Whether `argv` names a stage of MOVED (after the global `--option value` pairs)."""
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        index += 1 if "=" in argv[index] else 2
+    return index < len(argv) and argv[index] in MOVED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if moved_stage(argv):
+        return platform_stages.main(argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=args.log_level,
