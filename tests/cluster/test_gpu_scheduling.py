@@ -61,10 +61,10 @@ def configure(api: client.ApiClient, release: HelmRelease, settings: dict[str, A
     return release.dag_inputs(api)
 
 
-def option(pod: dict[str, Any], name: str, default: str) -> str:
-    """The value of a trainer option in the pod's command line."""
-    arguments: list[str] = pod["spec"]["containers"][0]["args"]
-    return arguments[arguments.index(name) + 1] if name in arguments else default
+def environment(pod: dict[str, Any], name: str) -> str | None:
+    """The value of a variable in the trainer container's environment."""
+    variables = pod["spec"]["containers"][0].get("env") or []
+    return next((v.get("value") for v in variables if v["name"] == name), None)
 
 
 def assert_on_pool(fleet: Fleet, pods: list[dict[str, Any]], result: SweepResult) -> None:
@@ -93,8 +93,8 @@ def test_sweep_lands_on_its_pool_without_overcommitting(
     inputs = configure(api, release, values(fleet, count, parallel=trials))
     pods = pod_builder.build(inputs, trials=trials)
     assert {gpus_of(p) for p in pods} == {count}
-    # One data-parallel process per GPU (the DAG's --processes, from gpu.count; 1 by default).
-    assert {option(p, "--processes", default="1") for p in pods} == {str(count)}
+    # One data-parallel process per GPU (the contract's TRAINYARD_PROCESSES, from gpu.count).
+    assert {environment(p, "TRAINYARD_PROCESSES") for p in pods} == {str(count)}
     capacity = len(fleet.pools[POOL]) * GPUS_PER_NODE // count
     finish = trials > capacity  # trials finish (their pods go) to make room for the rest
     result = run_sweep(api, pods, inputs.platform["max_parallel_trials"], finish=finish)

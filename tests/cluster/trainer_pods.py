@@ -1,11 +1,13 @@
 """Trainer pods exactly as the DAG's pod operator builds them, from a release's platform.json.
 
-The DAG's tasks are `PodTasks(platform).task(stage, ...)` and `PodTasks(platform).partial("train",
-gpu=True, ...)`; the KubernetesPodOperator turns those keyword arguments into a V1Pod with
-`build_pod_request_obj` (the XCom sidecar from the `kubernetes_default` connection included) and
-labels it with the task instance, as it does before creating it. The trials' arguments come from
-the DAG's own grid code (`grid.expand`, `grid.train_arguments`). Runs in a subprocess with its
-own AIRFLOW_HOME: nothing of Airflow leaks into the test process.
+The DAG is the pipeline factory applied to the shipped digits spec (dags/pipelines/digits.yaml)
+with the release's platform config, as the dag-processor builds it: each stage's pod comes from
+that DAG's own operator (a trial's from the mapped `train` task's partial arguments), turned into
+a V1Pod by the KubernetesPodOperator's `build_pod_request_obj` (the XCom sidecar from the
+`kubernetes_default` connection included) and labelled with the task instance, as it does
+before creating it. The trials' arguments come from the factory's own expansion
+(`factory.trial_arguments`). Runs in a subprocess with its own AIRFLOW_HOME: nothing of Airflow
+leaks into the test process.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 DAG_ID = "ml_training_pipeline"
+DIGITS_SPEC = Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "digits.yaml"
 
 BUILD = r"""
 import json, os, sys
@@ -28,30 +32,41 @@ os.dup2(2, 1)
 from types import SimpleNamespace
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from kubernetes.client import ApiClient
-from trainyard.pipeline import grid, platform
-from trainyard.pipeline.pod_tasks import PodTasks, stage_arguments
+from trainyard.pipeline import factory, grid, platform
+from trainyard.pipeline.pod_tasks import stage_arguments
+from trainyard.spec import load
+
+SPEC = load(sys.argv[1])
+# A CPU stage's task id in the DAG.
+TASK_IDS = {"validate": "data_preparation.validate", "preprocess": "data_preparation.preprocess",
+            "features": "data_preparation.features"}
 
 
 def build(request):
     # kubernetes_default (the XCom sidecar's image), as the release's workers have it.
     os.environ["AIRFLOW_CONN_KUBERNETES_DEFAULT"] = request["connection"]
     config = platform.parse(request["platform"])
-    pods = PodTasks(config)
-    tasks = [(stage, False, stage_arguments(stage, {"data": "s3://datasets/x"}), -1)
-             for stage in request["cpu_stages"]]
+    pipeline = factory.PipelineDag(SPEC, config)
+    dag = pipeline.build()
+    operators = []
+    for stage in request["cpu_stages"]:
+        operator = dag.get_task(TASK_IDS.get(stage, stage))
+        # The real arguments are XComs and templates of a run: any stand-in schedules the same.
+        operator.arguments = stage_arguments(stage, {"data": "s3://datasets/x"})
+        operators.append((stage, operator, -1))
     if request["trials"]:
         space = {"lr": [round(0.001 * (i + 1), 6) for i in range(request["trials"])]}
         trials = grid.expand(space, request["trials"])
-        # As the DAG's generate_hyperparams calls it.
-        arguments = grid.train_arguments(trials, "s3://datasets/runs/manifest.json",
-                                         config.experiment, 1, request["run_id"],
-                                         processes=config.train_processes,
-                                         checkpoint_root="s3://datasets/runs/checkpoints")
-        tasks += [("train", True, args, index) for index, args in enumerate(arguments)]
+        # As the DAG's generate_hyperparams expands them.
+        train_args = [pipeline.resolve(a) for a in SPEC.train.args]
+        arguments = factory.trial_arguments(
+            train_args, trials, lambda i: f"s3://datasets/runs/checkpoints/trial-{i:03d}.pt",
+            pipeline.processes(SPEC.train))
+        partial = dag.get_task("train").partial_kwargs
+        operators += [("train", KubernetesPodOperator(task_id="train", **partial, arguments=args),
+                       index) for index, args in enumerate(arguments)]
     built = []
-    for task_id, gpu, arguments, map_index in tasks:
-        operator = KubernetesPodOperator(**pods.kwargs(task_id, gpu=gpu, long_running=gpu),
-                                         arguments=arguments)
+    for task_id, operator, map_index in operators:
         ti = SimpleNamespace(dag_id=request["dag_id"], task_id=task_id, map_index=map_index,
                              try_number=1)
         context = {"ti": ti, "run_id": request["run_id"], "dag": SimpleNamespace()}
@@ -90,7 +105,7 @@ class PodBuilder:
         self._home = tempfile.TemporaryDirectory()
         self._log = open(os.path.join(self._home.name, "builder.log"), "w")  # noqa: SIM115
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", BUILD],
+            [sys.executable, "-c", BUILD, str(DIGITS_SPEC)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

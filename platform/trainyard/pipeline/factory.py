@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -266,17 +267,12 @@ class PipelineDag:
                 context = get_current_context()
                 params = context["params"]
                 trials = grid.expand(params["search_space"], params["max_trials"], allowed_options)
-                lists = []
-                for index, trial in enumerate(trials):
-                    values = {
-                        "trial.index": str(index),
-                        "trial.label": grid.trial_label(trial),
-                        "trial.checkpoint": self.resolve_rendered_checkpoint(context, index),
-                        "trial.processes": str(processes),
-                    }
-                    own = [references.substitute(a, values.get) for a in arguments]
-                    lists.append(own + grid.option_flags(trial))
-                return lists
+                return trial_arguments(
+                    arguments,
+                    trials,
+                    lambda index: self.resolve_rendered_checkpoint(context, index),
+                    processes,
+                )
 
             trials = generate_hyperparams(train_args)
             train = self.pods.partial(
@@ -362,6 +358,27 @@ class PipelineDag:
             self.checkpoint_url(f"{index:03d}"), context
         )
         return rendered
+
+
+def trial_arguments(
+    arguments: list[str],
+    trials: list[dict[str, Any]],
+    checkpoint: Callable[[int], str],
+    processes: int,
+) -> list[list[str]]:
+    """One full train argument list per trial: the train stage's (rendered) arguments with
+    their `${trial.*}` set, then the trial's options as `--<option> <value>`."""
+    lists = []
+    for index, trial in enumerate(trials):
+        values = {
+            "trial.index": str(index),
+            "trial.label": grid.trial_label(trial),
+            "trial.checkpoint": checkpoint(index),
+            "trial.processes": str(processes),
+        }
+        own = [references.substitute(a, values.get) for a in arguments]
+        lists.append(own + grid.option_flags(trial))
+    return lists
 
 
 def build_dag(spec: PipelineSpec, platform: PlatformConfig) -> DAG:
