@@ -5,7 +5,8 @@ trainer's stage commands, the search space and the gate's metric. The factory
 (`trainyard.pipeline.factory`) gives every spec the platform's shape — wait for data →
 prepare → train a mapped grid → select → champion gate → deploy or skip → notify — and the
 runtime from the platform config (`TRAINYARD_PLATFORM_CONFIG`): Kubernetes pods or, on the
-laptop, local processes. Teams' pipelines are the same factory over their own specs.
+laptop, local processes. Teams' pipelines are the same factory over their own specs. A platform
+whose config turns the shipped pipeline off (`builtin_pipeline: false`) gets no DAG from here.
 """
 
 from __future__ import annotations
@@ -18,4 +19,6 @@ from trainyard.spec import load as load_spec
 
 SPEC = Path(__file__).with_name("pipelines") / "digits.yaml"
 
-dag = build_dag(load_spec(SPEC), load_platform())
+platform = load_platform()
+if platform.builtin_pipeline:
+    dag = build_dag(load_spec(SPEC), platform)

@@ -1,18 +1,43 @@
-"""Teams' pipelines: the factory's Airflow DAG for each spec file the platform config names.
+"""Teams' pipelines: the factory's Airflow DAG for each spec the platform config names.
 
-The platform config's `pipelines` lists them (`trainyard up --pipeline SPEC` on a laptop); none
-listed, this file defines no DAG. Each spec is checked when the platform starts, so a bad one
-fails `up` with the spec loader's line before it could fail here. (The word Airflow above also
-keeps this file in Airflow's DAG discovery, whose safe mode skips files that never say it.)
+The platform config's `pipelines` lists spec files and folders (`trainyard up --pipeline SPEC` on a
+laptop; on a cluster the chart's mounted specs, a team's ConfigMap being a folder whose keys it
+cannot know); none listed, this file defines no DAG. A bad spec, an empty folder (a team's
+ConfigMap that is missing) or two specs with one name fail this file with one line naming it: the
+dag-processor's import error. (The word Airflow above also keeps this file in Airflow's DAG
+discovery, whose safe mode skips files that never say it.)
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from trainyard.pipeline.factory import build_dag
 from trainyard.pipeline.platform import load as load_platform
+from trainyard.spec import SPEC_SUFFIXES, PipelineSpec, SpecError, load_folder
 from trainyard.spec import load as load_spec
 
+
+def team_specs(entries: list[str]) -> list[PipelineSpec]:
+    specs: list[PipelineSpec] = []
+    for entry in entries:
+        if Path(entry).is_dir():
+            found = load_folder(entry)
+            if not found:
+                raise SpecError(f"{entry}: no pipeline spec files ({', '.join(SPEC_SUFFIXES)})")
+            specs += found
+        else:
+            specs.append(load_spec(entry))
+    seen: dict[str, Path] = {}
+    for spec in specs:
+        if spec.name in seen:
+            raise SpecError(
+                f"{spec.path}: name: {spec.name!r} is also the name of {seen[spec.name]}"
+            )
+        seen[spec.name] = spec.path
+    return specs
+
+
 platform = load_platform()
-for path in platform.pipelines:
-    spec = load_spec(path)
+for spec in team_specs(platform.pipelines):
     globals()[f"dag_{spec.name}"] = build_dag(spec, platform)

@@ -113,9 +113,14 @@ class PlatformConfig:
     # TRAINYARD_SERVING_* settings its deploy stage gets (the platform's own model's are in
     # trainer.env). A model named in neither is deployed by moving its alias alone.
     model_servers: dict[str, dict[str, str]] = field(default_factory=dict)
-    # Teams' pipeline spec files this platform runs besides its own (dags/team_pipelines.py
-    # builds one DAG per file): `trainyard up --pipeline SPEC` on the laptop.
+    # Teams' pipeline specs this platform runs besides its own (dags/team_pipelines.py builds
+    # one DAG per spec): spec files, or folders whose *.yaml/*.yml files are all specs (a
+    # team's ConfigMap mounted by the chart, whose keys are unknown at render time). `trainyard
+    # up --pipeline SPEC` on the laptop, global.pipelines in the chart's values.
     pipelines: list[str] = field(default_factory=list)
+    # The shipped digits DAG (dags/ml_training_pipeline.py); false: that file defines no DAG
+    # (global.pipelines.digits.enabled in the chart's values).
+    builtin_pipeline: bool = True
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     gpu: GpuConfig = field(default_factory=GpuConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
