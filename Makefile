@@ -25,8 +25,8 @@ tools:
 	scripts/bootstrap
 
 lint: venv
-	$(BIN)/ruff check src dags tests benchmarks
-	$(BIN)/ruff format --check src dags tests benchmarks
+	$(BIN)/ruff check platform dags tests benchmarks examples
+	$(BIN)/ruff format --check platform dags tests benchmarks examples
 
 typecheck: venv
 	$(BIN)/mypy
