@@ -51,6 +51,25 @@ def test_the_trainers_error_line_is_picked_from_a_long_message():
     assert alerts.one_line(ValueError("")) == "ValueError"
 
 
+def test_a_pod_that_never_ran_is_named_by_why_it_could_not_start():
+    """The pod operator's clean-up error comes over its start-up check's (a real chain: raised
+    in a `finally` while the first propagates, as the operator does)."""
+    reason = (
+        "Image cannot be pulled, unable to start: ErrImageNeverPull\n"
+        'Container image "team/trainer:9" is not present with pull policy of Never'
+    )
+    with pytest.raises(RuntimeError) as raised:
+        try:
+            raise RuntimeError(reason)
+        finally:
+            raise RuntimeError("Pod trainyard-validate-x returned a failure.\nremote_pod: {...}")
+    assert alerts.one_line(raised.value) == (
+        "Pod trainyard-validate-x returned a failure. Image cannot be pulled, unable to start: "
+        'ErrImageNeverPull Container image "team/trainer:9" is not present with pull policy of '
+        "Never"
+    )
+
+
 def test_a_rolled_back_deploy_alerts_with_its_rollback_line():
     ti = FakeTi("deploy")
     alerts.record_error({"ti": ti, "exception": RuntimeError(f"{ROLLED_BACK}\n(exited with 1)")})

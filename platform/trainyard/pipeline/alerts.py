@@ -28,9 +28,25 @@ ERROR_KEY = "trainyard_error"
 
 
 def one_line(error: object) -> str:
-    """The line that says what went wrong: the trainer's `error:` line, else the first line."""
-    text = str(error).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    """The line that says what went wrong: the trainer's `error:` line, else the first line.
+
+    A pod that never ran (an image that cannot be pulled) fails the pod operator twice: the
+    start-up check says why, then the clean-up raises "Pod … returned a failure." over it. The
+    first says what to fix, so its two first lines (the reason, then the image) are added.
+    """
+    line = _first_line(error)
+    reason = getattr(error, "__cause__", None) or getattr(error, "__context__", None)
+    if reason is not None and ERROR_MARK not in line and line.endswith("returned a failure."):
+        return f"{line} {' '.join(_lines(reason)[:2])}".strip()
+    return line
+
+
+def _lines(error: object) -> list[str]:
+    return [line.strip() for line in str(error).splitlines() if line.strip()]
+
+
+def _first_line(error: object) -> str:
+    lines = _lines(error)
     for line in lines:
         if ERROR_MARK in line:
             return line
