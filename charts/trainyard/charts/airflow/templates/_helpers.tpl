@@ -173,8 +173,7 @@ The service-account token, mounted explicitly for the components that call the K
   readOnly: true
 {{- end -}}
 
-{{/* Volumes every Airflow pod has: scratch space, task-log folder, the platform config, teams'
-pipeline specs (global.pipelines). */}}
+{{/* Volumes every Airflow pod has: scratch space, task-log folder, the platform config. */}}
 {{- define "airflow.commonVolumes" -}}
 - name: tmp
   emptyDir: {}
@@ -186,7 +185,6 @@ pipeline specs (global.pipelines). */}}
     items:
       - key: platform.json
         path: platform.json
-{{- include "trainyard.pipelines.volumes" (dict "root" .) }}
 {{- end -}}
 
 {{- define "airflow.commonMounts" -}}
@@ -200,5 +198,4 @@ pipeline specs (global.pipelines). */}}
 - name: platform-config
   mountPath: /opt/trainyard/config
   readOnly: true
-{{- include "trainyard.pipelines.mounts" (dict "root" .) }}
 {{- end -}}
