@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trainyard.pipeline.factory import build_dag
 from trainyard.pipeline.platform import load as load_platform
-from trainyard.spec import SPEC_SUFFIXES, PipelineSpec, SpecError, load_folder
+from trainyard.spec import SPEC_SUFFIXES, PipelineSpec, SpecError, load_folder, unique_names
 from trainyard.spec import load as load_spec
 
 
@@ -28,14 +28,7 @@ def team_specs(entries: list[str]) -> list[PipelineSpec]:
             specs += found
         else:
             specs.append(load_spec(entry))
-    seen: dict[str, Path] = {}
-    for spec in specs:
-        if spec.name in seen:
-            raise SpecError(
-                f"{spec.path}: name: {spec.name!r} is also the name of {seen[spec.name]}"
-            )
-        seen[spec.name] = spec.path
-    return specs
+    return unique_names(specs)
 
 
 platform = load_platform()

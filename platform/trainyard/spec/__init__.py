@@ -19,7 +19,16 @@ from trainyard.spec.model import DEFAULT_MAX_TRIALS, Metric, PipelineSpec, Stage
 SCHEMA_FILE = Path(__file__).with_name("pipeline.schema.json")
 SPEC_SUFFIXES = (".yaml", ".yml")
 
-__all__ = ["Metric", "PipelineSpec", "SpecError", "Stage", "load", "load_folder", "schema"]
+__all__ = [
+    "Metric",
+    "PipelineSpec",
+    "SpecError",
+    "Stage",
+    "load",
+    "load_folder",
+    "schema",
+    "unique_names",
+]
 
 
 class SpecError(ValueError):
@@ -48,6 +57,11 @@ def load(path: str | Path) -> PipelineSpec:
 def load_folder(folder: str | Path) -> list[PipelineSpec]:
     """Every spec file in `folder`, in name order; two with one name is an error."""
     specs = [load(p) for p in sorted(Path(folder).iterdir()) if p.suffix in SPEC_SUFFIXES]
+    return unique_names(specs)
+
+
+def unique_names(specs: list[PipelineSpec]) -> list[PipelineSpec]:
+    """`specs`, or a SpecError naming the second of two specs with one name (one DAG id)."""
     seen: dict[str, Path] = {}
     for spec in specs:
         if spec.name in seen:
