@@ -11,7 +11,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,10 +74,13 @@ STAGES: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def stage_parser(
+    prog: str, description: str | None
+) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction[argparse.ArgumentParser]]:
+    """A stage CLI's parser with its global options, and the subparsers its stages join."""
     parser = argparse.ArgumentParser(
-        prog="python -m trainyard.stages",
-        description=__doc__,
+        prog=prog,
+        description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -87,7 +90,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="where return.json goes (default: $XCOM_DIR or /airflow/xcom)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
-    sub = parser.add_subparsers(dest="stage", required=True, metavar="stage")
+    return parser, parser.add_subparsers(dest="stage", required=True, metavar="stage")
+
+
+def run_stage(
+    stages: Mapping[str, Callable[[argparse.Namespace], dict[str, Any]]],
+    args: argparse.Namespace,
+    errors: tuple[type[Exception], ...] = (UserError,),
+) -> int:
+    """Run the parsed stage: its result to return.json and stdout (0), or its one-line error
+    to stderr and the termination log (1)."""
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result = stages[args.stage](args)
+    except errors as exc:
+        line = error_line(args.stage, exc)
+        print(line, file=sys.stderr)
+        report_termination(line)
+        return 1
+    path = write_result(result, args.xcom_dir)
+    print(json.dumps(result, indent=2, sort_keys=True))
+    logging.getLogger(__name__).info("result written to %s", path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser, sub = stage_parser("python -m trainyard.stages", __doc__)
 
     p = sub.add_parser("evaluate", help="champion gate on an MLflow metric (fails closed)")
     p.add_argument("--model-uri", required=True, help="candidate model URI, passed through")
@@ -143,20 +175,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        result = STAGES[args.stage](args)
-    except UserError as exc:
-        line = error_line(args.stage, exc)
-        print(line, file=sys.stderr)
-        report_termination(line)
-        return 1
-    path = write_result(result, args.xcom_dir)
-    print(json.dumps(result, indent=2, sort_keys=True))
-    logging.getLogger(__name__).info("result written to %s", path)
-    return 0
+    return run_stage(STAGES, build_parser().parse_args(argv))

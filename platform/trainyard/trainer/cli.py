@@ -8,19 +8,15 @@ writes nothing. Usage errors (unknown option or choice) exit 2.
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from trainyard import sdk
-from trainyard.errors import UserError, error_line, report_termination
+from trainyard.errors import UserError
 from trainyard.stages import cli as platform_stages
 from trainyard.trainer import config
 from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
-from trainyard.trainer.xcom import write_result
 
 # Stage modules are imported inside their handler: torch, MLflow and
 # scikit-learn take seconds to import and most stages need only some of them.
@@ -135,19 +131,7 @@ MOVED = ("deploy", "rollback")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m trainyard.trainer",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--xcom-dir",
-        type=Path,
-        default=None,
-        help="where return.json goes (default: $XCOM_DIR or /airflow/xcom)",
-    )
-    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
-    sub = parser.add_subparsers(dest="stage", required=True, metavar="stage")
+    parser, sub = platform_stages.stage_parser("python -m trainyard.trainer", __doc__)
 
     p = sub.add_parser("publish", help="publish a day's raw dataset to the object store")
     p.add_argument("--root", required=True, help="dataset root URL, e.g. s3://datasets/digits")
@@ -246,19 +230,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     if moved_stage(argv):
         return platform_stages.main(argv)
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
-        result = STAGES[args.stage](args)
-    except (UserError, sdk.ContractError) as exc:
-        line = error_line(args.stage, exc)
-        print(line, file=sys.stderr)
-        report_termination(line)
-        return 1
-    path = write_result(result, args.xcom_dir)
-    print(json.dumps(result, indent=2, sort_keys=True))
-    logging.getLogger(__name__).info("result written to %s", path)
-    return 0
+    return platform_stages.run_stage(STAGES, args, (UserError, sdk.ContractError))
