@@ -38,6 +38,14 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- if and .Values.serving.enabled (not .Values.mlflow.enabled) -}}
 {{- fail "serving.enabled needs mlflow.enabled: the model server loads the champion from the MLflow registry" -}}
 {{- end -}}
+{{- range $key, $spec := .Values.global.pipelines.specs -}}
+{{- if ne $key (toString $spec.name) -}}
+{{- fail (printf "global.pipelines.specs.%s: name is %q; it must be the key (the DAG id; the file is %s.yaml)" $key (toString $spec.name) $key) -}}
+{{- end -}}
+{{- if and $.Values.global.pipelines.digits.enabled (eq $key "ml_training_pipeline") -}}
+{{- fail "global.pipelines.specs.ml_training_pipeline: the shipped digits DAG has this id; set global.pipelines.digits.enabled=false or rename the spec" -}}
+{{- end -}}
+{{- end -}}
 {{- if eq (include "trainyard.objectStore.provider" (dict "root" .)) "external" -}}
 {{- if not $store.external.endpoint -}}
 {{- fail "global.objectStore.external.endpoint is required when global.objectStore.provider is external" -}}
@@ -134,6 +142,8 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
   "deadline_minutes" ($p.deadlineMinutes | int)
   "inline_executor" (.Values.airflow.inlineExecutor | default nil)
   "deferrable_trials" $p.deferrableTrials
+  "builtin_pipeline" .Values.global.pipelines.digits.enabled
+  "pipelines" (include "trainyard.pipelines.paths" (dict "root" .) | fromJsonArray)
   "trainer" (dict
     "image" (include "trainyard.image" (dict "root" . "image" $t.image "defaultTag" (include "trainyard.trainer.defaultTag" .)))
     "image_pull_policy" $t.image.pullPolicy

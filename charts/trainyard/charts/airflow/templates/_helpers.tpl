@@ -173,7 +173,8 @@ The service-account token, mounted explicitly for the components that call the K
   readOnly: true
 {{- end -}}
 
-{{/* Volumes every Airflow pod has: scratch space, task-log folder, the platform config. */}}
+{{/* Volumes every Airflow pod has: scratch space, task-log folder, the platform config, teams'
+pipeline specs (global.pipelines). */}}
 {{- define "airflow.commonVolumes" -}}
 - name: tmp
   emptyDir: {}
@@ -185,6 +186,7 @@ The service-account token, mounted explicitly for the components that call the K
     items:
       - key: platform.json
         path: platform.json
+{{- include "trainyard.pipelines.volumes" (dict "root" .) }}
 {{- end -}}
 
 {{- define "airflow.commonMounts" -}}
@@ -198,4 +200,5 @@ The service-account token, mounted explicitly for the components that call the K
 - name: platform-config
   mountPath: /opt/trainyard/config
   readOnly: true
+{{- include "trainyard.pipelines.mounts" (dict "root" .) }}
 {{- end -}}
