@@ -30,6 +30,7 @@ from rich.console import Console
 from sklearn.datasets import load_digits
 
 from trainyard import storage
+from trainyard.pipeline import alerts
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import (
     AirflowApi,
@@ -316,3 +317,55 @@ def run_upgrade_check(
     assert states["skip_deployment"] == "success", states
     with mlflow_credentials(endpoints) as client:
         assert client.get_model_version_by_alias(endpoints.model_name, "champion").version == before
+
+
+# The teams' pipelines of ci/kind-values.yaml (global.pipelines.specs).
+TEAM_DAG, TEAM_MODEL = "team_digits", "team-digits"
+MISSING_IMAGE_DAG, MISSING_IMAGE_MODEL = "missing_image", "missing-image"
+TEAMS_DAY = "2026-03-02"  # a day of its own: the journey's runs and data stay apart
+
+
+def run_teams_pipelines(endpoints: Endpoints, timeout_s: float = 900) -> None:
+    """The pipelines from values beside the digits one: both DAGs appear; the team's run trains
+    and promotes its own model without touching the digits champion; the one whose image does
+    not exist fails its first pod at once, its one line naming the image error; nothing of it is
+    registered. Raises AssertionError naming what went wrong."""
+    api = endpoints.airflow()
+    for dag_id in (TEAM_DAG, MISSING_IMAGE_DAG):
+        api.wait_for_dag(dag_id)
+    with mlflow_credentials(endpoints) as client:
+        digits_before = client.get_model_version_by_alias(endpoints.model_name, "champion")
+    publish(endpoints, TEAMS_DAY)
+    runs = {
+        dag_id: trigger(api, TEAMS_DAY, {}, dag_id=dag_id)
+        for dag_id in (TEAM_DAG, MISSING_IMAGE_DAG)
+    }
+    for dag_id in runs:
+        api.unpause(dag_id)  # kind's values create DAGs paused
+    quiet = Console(file=io.StringIO())
+    ended = {dag_id: state_name(follow(api, run_id, timeout_s, quiet, dag_id).state)
+             for dag_id, run_id in runs.items()}  # fmt: skip
+
+    team_states = {
+        ti.task_id: state_name(ti.state) for ti in api.task_instances(TEAM_DAG, runs[TEAM_DAG])
+    }
+    assert ended[TEAM_DAG] == "success", f"{TEAM_DAG}: {team_states}"
+    assert team_states["deploy"] == "success", team_states
+    missing_states = {
+        ti.task_id: state_name(ti.state)
+        for ti in api.task_instances(MISSING_IMAGE_DAG, runs[MISSING_IMAGE_DAG])
+    }
+    assert ended[MISSING_IMAGE_DAG] == "failed", missing_states
+    assert missing_states["data_preparation.validate"] == "failed", missing_states
+    error = api.xcom(
+        MISSING_IMAGE_DAG, runs[MISSING_IMAGE_DAG], "data_preparation.validate",
+        key=alerts.ERROR_KEY,
+    )  # fmt: skip
+    assert "ErrImageNeverPull" in str(error) or "ErrImagePull" in str(error), error
+
+    with mlflow_credentials(endpoints) as client:
+        team = client.get_model_version_by_alias(TEAM_MODEL, "champion")
+        assert team.tags.get("airflow.dag_run_id") == runs[TEAM_DAG], team.tags
+        digits_after = client.get_model_version_by_alias(endpoints.model_name, "champion")
+        assert digits_after.version == digits_before.version, "the digits champion moved"
+        assert client.search_model_versions(f"name='{MISSING_IMAGE_MODEL}'") == []

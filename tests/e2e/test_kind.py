@@ -35,7 +35,13 @@ from .figures import record, timed
 from .kindenv import CHART, GPU_NODE_LABEL, KindEnv
 from .kube import PodRecord, PodRecorder
 from .release import InstalledRelease
-from .scenario import Endpoints, run_first_day, run_scenario, run_upgrade_check
+from .scenario import (
+    Endpoints,
+    run_first_day,
+    run_scenario,
+    run_teams_pipelines,
+    run_upgrade_check,
+)
 from .timeline import worker_pods, write_run_tables
 
 # Image builds, a cluster and an install come first; one journey takes minutes on kind.
@@ -365,6 +371,15 @@ class TestCpuFallback:
         pods = recorder.snapshot()
         assert pods, f"no trainer pod was seen in {release.training_namespace}"
         assert_cpu_fallback(pods, node_names(kind_env))
+
+    def test_pipelines_from_values_run_beside_the_digits_one(
+        self, cpu_release: InstalledRelease
+    ) -> None:
+        """ci/kind-values.yaml's two teams' specs (global.pipelines.specs) are DAGs on the
+        cluster: one trains and promotes its own model, the digits champion untouched; one
+        names an image that does not exist and fails at once with the image error."""
+        with timed(f"teams' pipelines from values ({cpu_release.namespace})"):
+            run_teams_pipelines(cpu_release.endpoints())
 
     def test_helm_test(self, cpu_release: InstalledRelease) -> None:
         out = cpu_release.helm_test()  # exits non-zero (HelmError) when a test pod fails
