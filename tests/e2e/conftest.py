@@ -23,7 +23,7 @@ from tests.conftest import unavailable
 
 from . import images, kindconfig, offline, prereqs
 from .figures import FIGURES
-from .kindenv import FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, KindEnv
+from .kindenv import FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, TEAMS_VALUES, KindEnv
 from .kube import Kube, KubectlError
 from .release import InstalledRelease
 
@@ -199,8 +199,9 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
 
 @pytest.fixture(scope="class")
 def cpu_release(kind_env: KindEnv) -> Iterator[InstalledRelease]:
-    """CPU fallback: ci/kind-values.yaml (gpu.enabled=false)."""
-    yield from kind_env.release("cpu", [KIND_VALUES])
+    """CPU fallback: ci/kind-values.yaml (gpu.enabled=false), with the teams' pipelines of
+    ci/kind-teams-values.yaml."""
+    yield from kind_env.release("cpu", [KIND_VALUES, TEAMS_VALUES])
 
 
 @pytest.fixture(scope="class")

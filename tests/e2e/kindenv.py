@@ -20,6 +20,8 @@ from .release import InstalledRelease
 CHART = REPO / "charts" / "trainyard"
 KIND_VALUES = CHART / "ci" / "kind-values.yaml"
 FAKE_GPU_VALUES = CHART / "ci" / "kind-fake-gpu-values.yaml"
+# Teams' pipelines from values: the CPU release only (the upgrade keeps the last release's values).
+TEAMS_VALUES = CHART / "ci" / "kind-teams-values.yaml"
 # The GPU pool node's label in kind-config.yaml.
 GPU_NODE_LABEL = ("nvidia.com/gpu.present", "true")
 # nvidia.com/gpu the worker advertises in fake-GPU mode: enough for every parallel trial.

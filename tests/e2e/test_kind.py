@@ -375,7 +375,7 @@ class TestCpuFallback:
     def test_pipelines_from_values_run_beside_the_digits_one(
         self, cpu_release: InstalledRelease
     ) -> None:
-        """ci/kind-values.yaml's two teams' specs (global.pipelines.specs) are DAGs on the
+        """ci/kind-teams-values.yaml's two teams' specs (global.pipelines.specs) are DAGs on the
         cluster: one trains and promotes its own model, the digits champion untouched; one
         names an image that does not exist and fails at once with the image error."""
         with timed(f"teams' pipelines from values ({cpu_release.namespace})"):

@@ -25,7 +25,14 @@ from tests.chart.conftest import (
 from tests.chart.test_airflow import build_trainer_pods
 
 from . import images, kindconfig, previous_chart
-from .kindenv import CHART, FAKE_GPU_VALUES, FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES
+from .kindenv import (
+    CHART,
+    FAKE_GPU_VALUES,
+    FAKE_GPUS,
+    GPU_NODE_LABEL,
+    KIND_VALUES,
+    TEAMS_VALUES,
+)
 from .kube import Kube
 from .release import InstalledRelease, without_conn_id
 from .scenario import Endpoints
@@ -307,5 +314,5 @@ def test_image_refs_normalize_as_containerd_stores_them(ref: str, expected: str)
 
 
 def test_kind_values_files_are_those_the_fixture_uses() -> None:
-    for path in (KIND_VALUES, FAKE_GPU_VALUES):
+    for path in (KIND_VALUES, FAKE_GPU_VALUES, TEAMS_VALUES):
         assert Path(path).is_file() and yaml.safe_load(path.read_text())

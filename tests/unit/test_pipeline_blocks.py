@@ -112,7 +112,6 @@ def test_platform_config_defaults_and_file(tmp_path, monkeypatch):
     ("data", "message"),
     [
         ({"runtime": "docker"}, "runtime: 'docker' is not one of"),
-        ({"gpus": {}}, "unknown keys ['gpus']"),
         ({"gpu": {"count": "2"}}, "gpu.count: expected int, got '2'"),
         ({"gpu": {"enabled": "yes"}}, "gpu.enabled: expected bool"),
         ({"trainer": {"env": ["A=1"]}}, "trainer.env: expected dict"),
@@ -127,6 +126,16 @@ def test_bad_platform_config_names_the_key(data, message):
     with pytest.raises(PlatformConfigError) as error:
         parse(data)
     assert message in str(error.value)
+
+
+def test_keys_a_newer_platform_config_adds_are_ignored_with_a_warning(caplog):
+    """A newer chart's platform.json, read by this code during a rolling upgrade or after a
+    rollback: the DAGs must still parse."""
+    with caplog.at_level("WARNING", logger="trainyard.pipeline.platform"):
+        config = parse({"max_parallel_trials": 2, "queues": {}, "gpu": {"count": 2, "mig": "x"}})
+    assert config.max_parallel_trials == 2 and config.gpu.count == 2
+    assert "ignoring keys this trainyard does not know: queues" in caplog.text
+    assert "platform config gpu: ignoring keys this trainyard does not know: mig" in caplog.text
 
 
 def test_trainer_pods_get_pull_secrets_and_patient_timeouts():

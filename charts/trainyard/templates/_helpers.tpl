@@ -142,8 +142,6 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
   "deadline_minutes" ($p.deadlineMinutes | int)
   "inline_executor" (.Values.airflow.inlineExecutor | default nil)
   "deferrable_trials" $p.deferrableTrials
-  "builtin_pipeline" .Values.global.pipelines.digits.enabled
-  "pipelines" (include "trainyard.pipelines.paths" (dict "root" .) | fromJsonArray)
   "trainer" (dict
     "image" (include "trainyard.image" (dict "root" . "image" $t.image "defaultTag" (include "trainyard.trainer.defaultTag" .)))
     "image_pull_policy" $t.image.pullPolicy
@@ -164,5 +162,16 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
     "smtp_to" $p.notify.smtpTo
     "smtp_conn_id" $p.notify.smtpConnId
     "slack_conn_id" ($p.notify.slackConnId | default nil)) -}}
+{{- /*
+Keys added in 0.4 only when they differ from their default: during a rolling upgrade, pods of the
+last release read this ConfigMap too, and its loader refused keys it did not know.
+*/ -}}
+{{- $teamPipelines := include "trainyard.pipelines.paths" (dict "root" .) | fromJsonArray -}}
+{{- if $teamPipelines -}}
+{{- $_ := set $config "pipelines" $teamPipelines -}}
+{{- end -}}
+{{- if not .Values.global.pipelines.digits.enabled -}}
+{{- $_ := set $config "builtin_pipeline" false -}}
+{{- end -}}
 {{- toPrettyJson $config -}}
 {{- end -}}

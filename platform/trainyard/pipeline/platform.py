@@ -11,10 +11,13 @@ environment of the Airflow processes.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 ENV_VAR = "TRAINYARD_PLATFORM_CONFIG"
 RUNTIMES = ("kubernetes", "standalone")
@@ -144,9 +147,17 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise PlatformConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        # Written by a newer chart or `trainyard up` (a rolling upgrade's old pods, a rollback's
+        # new ones read it too): the keys this code knows still hold, so the DAGs stay up.
+        log.warning(
+            "platform config %s: ignoring keys this trainyard does not know: %s",
+            where or "(top level)",
+            ", ".join(unknown),
+        )
     values = {}
     for name, value in data.items():
+        if name in unknown:
+            continue
         key = f"{where}.{name}" if where else name
         if name in _NESTED and cls is PlatformConfig:
             values[name] = _build(_NESTED[name], value, key)
