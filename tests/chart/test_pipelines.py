@@ -16,6 +16,7 @@ from trainyard.pipeline.platform import parse as parse_platform
 
 from .conftest import (
     CHART,
+    NAMESPACE,
     RELEASE,
     REPO,
     find,
@@ -169,3 +170,82 @@ def test_an_inline_specs_name_is_its_key() -> None:
     message = render_error(pipelines(specs={"ml_training_pipeline": clash}))
     assert "global.pipelines.digits.enabled=false" in message, message
     render_chart(pipelines(digits={"enabled": False}, specs={"ml_training_pipeline": clash}))
+
+
+SERVER = f"{RELEASE}-serving-diabetes-regression"  # the key diabetes_regression, DNS-safe
+
+
+def test_a_served_inline_spec_gets_a_model_server_of_its_own(helm: str) -> None:
+    """One release, many models: the team's champion is served by its own Deployment and
+    Service, which the platform's own server's selector never matches; the deploy step of that
+    pipeline is told where it is (platform.json's model_servers), and may patch it."""
+    from trainyard.pipeline.factory import PipelineDag  # noqa: PLC0415
+    from trainyard.spec import parse as parse_spec  # noqa: PLC0415
+
+    objects = render_chart(pipelines(specs={NAME: DIABETES}), helm=helm)
+    model = DIABETES["model"]["name"]
+    server = one(objects, "Deployment", SERVER)
+    args = pod_spec(server)["containers"][0]["args"]
+    assert f"models:/{model}@champion" in args
+    own = one(objects, "Deployment", f"{RELEASE}-serving")
+    assert f"models:/{own_model(objects)}@champion" in pod_spec(own)["containers"][0]["args"]
+    team_labels = server["spec"]["template"]["metadata"]["labels"]
+    for selector in (own["spec"]["selector"]["matchLabels"], service_selector(objects, own)):
+        assert not selector.items() <= team_labels.items(), "the platform's server selects it"
+    assert service_selector(objects, server) == server["spec"]["selector"]["matchLabels"]
+    assert team_labels["trainyard.io/pipeline"] == NAME
+    role = one(objects, "Role", f"{RELEASE}-serving-deployer")
+    assert set(role["rules"][0]["resourceNames"]) == {f"{RELEASE}-serving", SERVER}
+
+    platform = parse_platform(platform_json(objects))
+    assert platform.model_servers == {
+        model: {
+            "TRAINYARD_SERVING_DEPLOYMENT": SERVER,
+            "TRAINYARD_SERVING_NAMESPACE": NAMESPACE,
+            "TRAINYARD_SERVING_URL": f"http://{SERVER}.{NAMESPACE}.svc:8080",
+        }
+    }
+    env = PipelineDag(parse_spec(DIABETES, CHART / "values.yaml"), platform).serving_env()
+    assert env["TRAINYARD_SERVING_DEPLOYMENT"] == SERVER
+    policies = [
+        o for o in objects if o["kind"] == "NetworkPolicy" and "serving" in o["metadata"]["name"]
+    ]
+    assert any(
+        p["spec"]["podSelector"]["matchLabels"].items() <= team_labels.items() for p in policies
+    ), "no NetworkPolicy admits the team's server's callers"
+    service = one(objects, "Service", SERVER)
+    assert kubernetes_validate([server, service, role, *policies], ("1.34.0",)) == []
+
+
+def own_model(objects: list[dict]) -> str:
+    return str(platform_json(objects)["model_name"])
+
+
+def service_selector(objects: list[dict], deployment: dict) -> dict[str, str]:
+    selector: dict[str, str] = one(objects, "Service", deployment["metadata"]["name"])["spec"][
+        "selector"
+    ]
+    return selector
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pipelines(specs={NAME: {**DIABETES, "model": {**DIABETES["model"], "serve": False}}}),
+        {**pipelines(specs={NAME: DIABETES}), "serving": {"enabled": False}},
+    ],
+    ids=["serve-false", "serving-disabled"],
+)
+def test_no_server_for_a_model_that_is_not_served(values: dict) -> None:
+    objects = render_chart(values)
+    assert not find(objects, "Deployment", SERVER)
+    assert "model_servers" not in platform_json(objects)
+
+
+def test_a_served_models_name_must_be_literal_on_the_cluster() -> None:
+    templated = {**DIABETES, "model": {"name": "${pipeline}-model"}}
+    message = render_error(pipelines(specs={NAME: templated}))
+    assert f"global.pipelines.specs.{NAME}.model.name" in message and "literal" in message
+    render_chart(
+        pipelines(specs={NAME: {**templated, "model": {"name": "${pipeline}", "serve": False}}})
+    )

@@ -173,5 +173,17 @@ last release read this ConfigMap too, and its loader refused keys it did not kno
 {{- if not .Values.global.pipelines.digits.enabled -}}
 {{- $_ := set $config "builtin_pipeline" false -}}
 {{- end -}}
+{{- if .Values.serving.enabled -}}
+{{- $servers := dict -}}
+{{- range $server := include "trainyard.pipelines.servers" (dict "root" . "platformModel" .Values.serving.modelName) | fromJsonArray -}}
+{{- $_ := set $servers $server.model (dict
+  "TRAINYARD_SERVING_DEPLOYMENT" $server.name
+  "TRAINYARD_SERVING_NAMESPACE" $.Release.Namespace
+  "TRAINYARD_SERVING_URL" (printf "http://%s.%s.svc:%v" $server.name $.Release.Namespace $.Values.serving.service.port)) -}}
+{{- end -}}
+{{- if $servers -}}
+{{- $_ := set $config "model_servers" $servers -}}
+{{- end -}}
+{{- end -}}
 {{- toPrettyJson $config -}}
 {{- end -}}

@@ -61,3 +61,29 @@ which the DAG file reports as an import error, instead of keeping every Airflow 
   readOnly: true
 {{- end }}
 {{- end -}}
+
+{{/*
+The model servers of teams' pipelines (inline specs whose model is served, other than the
+platform's own model, which serving.modelName serves): the serving subchart runs one Deployment
+and Service each, the umbrella names them in platform.json's `model_servers`. A JSON list of
+{"pipeline", "model", "name"}. A spec from a team's ConfigMap is unknown at render time: its
+model is deployed by moving its alias alone. Called with (dict "root" . "platformModel" <the
+model serving.modelName serves>); only where serving is enabled.
+*/}}
+{{- define "trainyard.pipelines.servers" -}}
+{{- $root := .root -}}
+{{- $platformModel := toString .platformModel -}}
+{{- $servers := list -}}
+{{- range $key := keys $root.Values.global.pipelines.specs | sortAlpha -}}
+{{- $model := (index $root.Values.global.pipelines.specs $key).model | default dict -}}
+{{- $name := toString ($model.name | default "") -}}
+{{- if and (ne (toString $model.serve) "false") (ne $name $platformModel) -}}
+{{- if contains "${" $name -}}
+{{- fail (printf "global.pipelines.specs.%s.model.name: %q is served, so on the cluster it must be a literal name (its model server is rendered with it); write it out, or set model.serve: false" $key $name) -}}
+{{- end -}}
+{{- $component := printf "serving-%s" ($key | lower | replace "_" "-" | replace "." "-") -}}
+{{- $servers = append $servers (dict "pipeline" $key "model" $name "name" (include "trainyard.fullname" (dict "root" $root "component" $component))) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $servers -}}
+{{- end -}}
