@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import boto3
 import numpy as np
 import requests
+import yaml
+from airflow_client.client.exceptions import NotFoundException
 from mlflow import MlflowClient
 from rich.console import Console
 from sklearn.datasets import load_digits
@@ -321,13 +323,15 @@ def run_upgrade_check(
 
 # The teams' pipelines of ci/kind-values.yaml (global.pipelines.specs).
 TEAM_DAG, TEAM_MODEL = "team_digits", "team-digits"
+TEAM_SERVER = "serving-team-digits"  # <release>-serving-<spec>: the release's server of its model
 MISSING_IMAGE_DAG, MISSING_IMAGE_MODEL = "missing_image", "missing-image"
 TEAMS_DAY = "2026-03-02"  # a day of its own: the journey's runs and data stay apart
 
 
 def run_teams_pipelines(endpoints: Endpoints, timeout_s: float = 900) -> None:
     """The pipelines from values beside the digits one: both DAGs appear; the team's run trains
-    and promotes its own model without touching the digits champion; the one whose image does
+    and promotes its own model, served by its own model server, without touching the digits
+    champion; the one whose image does
     not exist fails its first pod at once, its one line naming the image error; nothing of it is
     registered. Raises AssertionError naming what went wrong."""
     api = endpoints.airflow()
@@ -351,6 +355,11 @@ def run_teams_pipelines(endpoints: Endpoints, timeout_s: float = 900) -> None:
     }
     assert ended[TEAM_DAG] == "success", f"{TEAM_DAG}: {team_states}"
     assert team_states["deploy"] == "success", team_states
+    # Its own model server, rolled out to its champion and smoke-tested with its input example.
+    deployed = api.xcom(TEAM_DAG, runs[TEAM_DAG], "deploy") or {}
+    serving = deployed.get("serving") or {}
+    assert TEAM_SERVER in str(serving.get("target")), deployed
+    assert int(serving.get("smoke_test_rows") or 0) > 0, deployed
     missing_states = {
         ti.task_id: state_name(ti.state)
         for ti in api.task_instances(MISSING_IMAGE_DAG, runs[MISSING_IMAGE_DAG])
@@ -369,3 +378,94 @@ def run_teams_pipelines(endpoints: Endpoints, timeout_s: float = 900) -> None:
         digits_after = client.get_model_version_by_alias(endpoints.model_name, "champion")
         assert digits_after.version == digits_before.version, "the digits champion moved"
         assert client.search_model_versions(f"name='{MISSING_IMAGE_MODEL}'") == []
+
+
+@dataclass(frozen=True)
+class PipelinesState:
+    """What a pipelines upgrade must leave alone: each DAG's runs and each model's champion."""
+
+    runs: dict[str, dict[str, str]]  # dag id -> run id -> state
+    champions: dict[str, str]  # registered model -> the champion's version
+
+    @classmethod
+    def read(cls, endpoints: Endpoints, dag_ids: list[str], models: list[str]) -> PipelinesState:
+        api = endpoints.airflow()
+        runs = {
+            dag_id: {
+                r.dag_run_id: state_name(r.state)
+                for r in api.dag_runs.get_dag_runs(dag_id, limit=100).dag_runs
+            }
+            for dag_id in dag_ids
+        }
+        with mlflow_credentials(endpoints) as client:
+            champions = {
+                m: client.get_model_version_by_alias(m, "champion").version for m in models
+            }
+        return cls(runs, champions)
+
+
+def wait_for_dag_gone(api: AirflowApi, dag_id: str, timeout_s: float = 300) -> None:
+    """Until Airflow no longer offers the DAG: deleted, or stale (its file no longer defines
+    it); its runs stay in the database."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if api.dags.get_dag(dag_id).is_stale:
+                return
+        except NotFoundException:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{dag_id} still active {timeout_s:.0f} s after its spec went")
+        time.sleep(5)
+
+
+def teams_values_changed(teams_values: Path, removed: str, added: str, out: Path) -> Path:
+    """The teams' values with one spec removed and a new one added (a copy of the team's
+    spec under a new name and model, not served)."""
+    values = yaml.safe_load(teams_values.read_text())
+    specs = values["global"]["pipelines"]["specs"]
+    del specs[removed]
+    specs[added] = {**specs[TEAM_DAG], "name": added, "model": {"name": added, "serve": False}}
+    out.write_text(yaml.safe_dump(values, sort_keys=False))
+    return out
+
+
+# The bundle and its bucket have one name (ci/kind-teams-values.yaml).
+BUNDLE_BUCKET, BUNDLE_DAG = "team-dags", "team_bundle_hello"
+BUNDLE_DAG_FILE = f'''"""A team's DAG, uploaded to the release's S3 DAG bundle."""
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="{BUNDLE_DAG}", schedule=None, catchup=False)
+def hello():
+    @task
+    def where() -> str:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+        return f"{{ti.dag_id}} ran from its bundle"
+
+    where()
+
+
+hello()
+'''
+
+
+def run_bundle_dag(endpoints: Endpoints, timeout_s: float = 300) -> None:
+    """A DAG file uploaded to the S3 bundle's bucket appears (no image, no upgrade), is listed
+    under its bundle, and runs on the KubernetesExecutor: its worker pod fetches the bundle."""
+    endpoints.s3().put_object(
+        Bucket=BUNDLE_BUCKET, Key=f"{BUNDLE_DAG}.py", Body=BUNDLE_DAG_FILE.encode()
+    )
+    api = endpoints.airflow()
+    found = api.wait_for_dag(BUNDLE_DAG, timeout_s=timeout_s)
+    assert found.bundle_name == BUNDLE_BUCKET, found
+    run_id = api.trigger(BUNDLE_DAG, dt.datetime.now(dt.UTC).isoformat()).dag_run_id
+    api.unpause(BUNDLE_DAG)  # kind's values create DAGs paused
+    quiet = Console(file=io.StringIO())
+    state = state_name(follow(api, run_id, timeout_s, quiet, BUNDLE_DAG).state)
+    states = {ti.task_id: state_name(ti.state) for ti in api.task_instances(BUNDLE_DAG, run_id)}
+    assert state == "success", states
+    assert api.xcom(BUNDLE_DAG, run_id, "where") == f"{BUNDLE_DAG} ran from its bundle"

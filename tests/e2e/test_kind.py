@@ -32,15 +32,24 @@ from trainyard.pipeline.pod_tasks import TRAINER_COMMAND
 from .. import budget
 from . import images, previous_chart
 from .figures import record, timed
-from .kindenv import CHART, GPU_NODE_LABEL, KindEnv
+from .kindenv import CHART, GPU_NODE_LABEL, KIND_VALUES, TEAMS_VALUES, KindEnv
 from .kube import PodRecord, PodRecorder
 from .release import InstalledRelease
 from .scenario import (
+    DAG_ID,
+    MISSING_IMAGE_DAG,
+    TEAM_DAG,
+    TEAM_MODEL,
+    TEAM_SERVER,
     Endpoints,
+    PipelinesState,
+    run_bundle_dag,
     run_first_day,
     run_scenario,
     run_teams_pipelines,
     run_upgrade_check,
+    teams_values_changed,
+    wait_for_dag_gone,
 )
 from .timeline import worker_pods, write_run_tables
 
@@ -380,6 +389,45 @@ class TestCpuFallback:
         names an image that does not exist and fails at once with the image error."""
         with timed(f"teams' pipelines from values ({cpu_release.namespace})"):
             run_teams_pipelines(cpu_release.endpoints())
+
+    def test_a_dag_uploaded_to_the_s3_bundle_appears_and_runs(
+        self, cpu_release: InstalledRelease
+    ) -> None:
+        """airflow.dagBundles (ci/kind-teams-values.yaml): a DAG file put in the bundle's
+        bucket on the release's store is a DAG within a refresh, without a new image or an
+        upgrade, and runs in a worker pod."""
+        with timed(f"a DAG from the S3 bundle ({cpu_release.namespace})"):
+            run_bundle_dag(cpu_release.endpoints())
+
+    def test_adding_and_removing_a_pipeline_leaves_the_others_alone(
+        self, cpu_release: InstalledRelease, tmp_path: Path
+    ) -> None:
+        """A `helm upgrade` that removes one team's spec and adds another: the new DAG appears,
+        the removed one goes, and every other pipeline keeps its runs and its champion (and
+        the served team model its server)."""
+        endpoints = cpu_release.endpoints()
+        dags = [DAG_ID, TEAM_DAG]
+        models = [endpoints.model_name, TEAM_MODEL]
+        before = PipelinesState.read(endpoints, dags, models)
+        assert before.runs[TEAM_DAG], "the teams' test ran no team pipeline"
+        server = cpu_release.kube.get("deployment", f"{cpu_release.release_name}-{TEAM_SERVER}",
+                                      "--namespace", cpu_release.namespace)  # fmt: skip
+        changed = teams_values_changed(
+            TEAMS_VALUES, removed=MISSING_IMAGE_DAG, added="team_new", out=tmp_path / "teams.yaml"
+        )
+        with timed(f"helm upgrade: a pipeline removed, one added ({cpu_release.namespace})"):
+            cpu_release.deploy(CHART, [KIND_VALUES, changed], upgrade=True)
+            api = endpoints.airflow()
+            api.wait_for_dag("team_new", timeout_s=300)
+            wait_for_dag_gone(api, MISSING_IMAGE_DAG)
+        after = PipelinesState.read(endpoints, dags, models)
+        assert after == before, (before, after)
+        still = cpu_release.kube.get("deployment", server["metadata"]["name"],
+                                     "--namespace", cpu_release.namespace)  # fmt: skip
+        assert still["metadata"]["uid"] == server["metadata"]["uid"], (
+            "the team's server was replaced"
+        )
+        assert still["spec"]["replicas"] == server["spec"]["replicas"], "its replicas changed"
 
     def test_helm_test(self, cpu_release: InstalledRelease) -> None:
         out = cpu_release.helm_test()  # exits non-zero (HelmError) when a test pod fails

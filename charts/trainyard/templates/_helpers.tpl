@@ -14,6 +14,20 @@
 Checks across components that a JSON schema cannot express well; each message names the
 values key to fix. Included by platform-configmap.yaml, which every render contains.
 */}}
+{{/*
+The buckets bucket-init creates on the release's store: global.objectStore.buckets, then the DAG
+bundles' buckets there (airflow.dagBundles without a connectionSecret). A JSON list.
+*/}}
+{{- define "trainyard.storeBuckets" -}}
+{{- $store := .Values.global.objectStore -}}
+{{- $buckets := list -}}
+{{- range $key := keys $store.buckets | sortAlpha -}}{{- $buckets = append $buckets (index $store.buckets $key) -}}{{- end -}}
+{{- range $bundle := .Values.airflow.dagBundles | default list -}}
+{{- if not $bundle.s3.connectionSecret -}}{{- $buckets = append $buckets $bundle.s3.bucket -}}{{- end -}}
+{{- end -}}
+{{- toJson ($buckets | uniq) -}}
+{{- end -}}
+
 {{- define "trainyard.validate" -}}
 {{- $db := .Values.global.externalDatabase -}}
 {{- $store := .Values.global.objectStore -}}
@@ -46,7 +60,12 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- fail "global.pipelines.specs.ml_training_pipeline: the shipped digits DAG has this id; set global.pipelines.digits.enabled=false or rename the spec" -}}
 {{- end -}}
 {{- end -}}
-{{- if eq (include "trainyard.objectStore.provider" (dict "root" .)) "external" -}}
+{{- $provider := include "trainyard.objectStore.provider" (dict "root" .) -}}
+{{- $buckets := include "trainyard.storeBuckets" . | fromJsonArray -}}
+{{- if and (eq $provider "seaweedfs") (lt (int .Values.objectstore.seaweedfs.maxVolumes) (mul 7 (add 1 (len $buckets)))) -}}
+{{- fail (printf "objectstore.seaweedfs.maxVolumes=%d is too low: %d buckets (with the DAG bundles' on this store) need at least %d volumes (7 per bucket and 7 for the filer)" (int .Values.objectstore.seaweedfs.maxVolumes) (len $buckets) (mul 7 (add 1 (len $buckets)))) -}}
+{{- end -}}
+{{- if eq $provider "external" -}}
 {{- if not $store.external.endpoint -}}
 {{- fail "global.objectStore.external.endpoint is required when global.objectStore.provider is external" -}}
 {{- end -}}

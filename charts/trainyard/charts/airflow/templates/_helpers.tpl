@@ -88,6 +88,9 @@ namespace), the auth manager's, then `.Values.config`. Rendered once, into the e
   "kubernetes_executor" (dict
     "namespace" .Release.Namespace)
 ) -}}
+{{- with include "airflow.dagBundles.config" . }}
+{{- $derived = mergeOverwrite $derived (dict "dag_processor" (dict "dag_bundle_config_list" .)) }}
+{{- end }}
 {{- $derived = mergeOverwrite $derived (include "airflow.auth.config" . | fromYaml) -}}
 {{- toYaml (mergeOverwrite $derived (deepCopy .Values.config)) -}}
 {{- end -}}
@@ -126,6 +129,7 @@ expansion of the AWS_* variables defined just before it, so no rendered object h
 # fallback without it) and the pinned XCom sidecar image.
 - name: AIRFLOW_CONN_KUBERNETES_DEFAULT
   value: {{ dict "conn_type" "kubernetes" "extra" (dict "in_cluster" true "xcom_sidecar_container_image" (include "trainyard.image" (dict "root" .root "image" .root.Values.podOperator.xcomSidecarImage))) | toJson | quote }}
+{{- include "airflow.dagBundles.connectionEnv" .root }}
 {{- if .full }}
 {{ include "trainyard.database.env" (dict "root" .root "database" "airflow") }}
 {{- $secrets := .root.Values.keys }}
@@ -201,4 +205,49 @@ pipeline specs (global.pipelines). */}}
   mountPath: /opt/trainyard/config
   readOnly: true
 {{- include "trainyard.pipelines.mounts" (dict "root" .) }}
+{{- end -}}
+
+{{/*
+DAG bundles from values (dagBundles): Airflow 3's dag_bundle_config_list, the image's own DAG
+folder first (as Airflow's default names it, so existing DAGs keep their bundle), then each S3
+bundle. "" when there are none: Airflow's default list stays.
+*/}}
+{{- define "airflow.dagBundles.config" -}}
+{{- if .Values.dagBundles -}}
+{{- $list := list (dict "name" "dags-folder" "classpath" "airflow.dag_processing.bundles.local.LocalDagBundle" "kwargs" dict) -}}
+{{- range $bundle := .Values.dagBundles -}}
+{{- if eq $bundle.name "dags-folder" -}}
+{{- fail "airflow.dagBundles: \"dags-folder\" is the image's own bundle; give yours another name" -}}
+{{- end -}}
+{{- $kwargs := dict "aws_conn_id" (include "airflow.dagBundles.connId" $bundle) "bucket_name" $bundle.s3.bucket "prefix" ($bundle.s3.prefix | default "") "refresh_interval" ($bundle.refreshInterval | default 60 | int) -}}
+{{- $list = append $list (dict "name" $bundle.name "classpath" "airflow.providers.amazon.aws.bundles.s3.S3DagBundle" "kwargs" $kwargs) -}}
+{{- end -}}
+{{- toJson $list -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A bundle's Airflow connection: the release's store (trainyard_s3), or its own Secret's. */}}
+{{- define "airflow.dagBundles.connId" -}}
+{{- if .s3.connectionSecret -}}
+{{- printf "trainyard_bundle_%s" (.name | replace "-" "_") -}}
+{{- else -}}
+trainyard_s3
+{{- end -}}
+{{- end -}}
+
+{{/*
+Each bundle connection from a Secret, for every Airflow container and worker pod (a task's
+worker fetches its DAG's bundle too): AIRFLOW_CONN_<ID>, the Secret's value as Airflow reads a
+connection from the environment (a URI or JSON). Never a literal in values.
+*/}}
+{{- define "airflow.dagBundles.connectionEnv" -}}
+{{- range $bundle := .Values.dagBundles }}
+{{- with $bundle.s3.connectionSecret }}
+- name: {{ printf "AIRFLOW_CONN_%s" (include "airflow.dagBundles.connId" $bundle | upper) }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .name | quote }}
+      key: {{ .key | default "connection" | quote }}
+{{- end }}
+{{- end }}
 {{- end -}}
