@@ -328,12 +328,39 @@ MISSING_IMAGE_DAG, MISSING_IMAGE_MODEL = "missing_image", "missing-image"
 TEAMS_DAY = "2026-03-02"  # a day of its own: the journey's runs and data stay apart
 
 
+# The bundle and its bucket have one name (ci/kind-teams-values.yaml).
+BUNDLE_BUCKET, BUNDLE_DAG = "team-dags", "team_bundle_hello"
+BUNDLE_DAG_FILE = f'''"""A team's DAG, uploaded to the release's S3 DAG bundle."""
+
+from airflow.sdk import dag, task
+
+
+@dag(dag_id="{BUNDLE_DAG}", schedule=None, catchup=False)
+def hello():
+    @task
+    def where() -> str:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+        return f"{{ti.dag_id}} ran from its bundle"
+
+    where()
+
+
+hello()
+'''
+
+
 def run_teams_pipelines(endpoints: Endpoints, timeout_s: float = 900) -> None:
     """The pipelines from values beside the digits one: both DAGs appear; the team's run trains
     and promotes its own model, served by its own model server, without touching the digits
-    champion; the one whose image does
-    not exist fails its first pod at once, its one line naming the image error; nothing of it is
-    registered. Raises AssertionError naming what went wrong."""
+    champion; the one whose image does not exist fails its first pod at once, its one line
+    naming the image error; nothing of it is registered. Meanwhile a DAG file uploaded to the S3
+    bundle's bucket appears (no image, no upgrade), listed under its bundle, and runs in a
+    worker pod, which fetches the bundle itself. Raises AssertionError naming what went wrong."""
+    endpoints.s3().put_object(
+        Bucket=BUNDLE_BUCKET, Key=f"{BUNDLE_DAG}.py", Body=BUNDLE_DAG_FILE.encode()
+    )
     api = endpoints.airflow()
     for dag_id in (TEAM_DAG, MISSING_IMAGE_DAG):
         api.wait_for_dag(dag_id)
@@ -344,6 +371,9 @@ def run_teams_pipelines(endpoints: Endpoints, timeout_s: float = 900) -> None:
         dag_id: trigger(api, TEAMS_DAY, {}, dag_id=dag_id)
         for dag_id in (TEAM_DAG, MISSING_IMAGE_DAG)
     }
+    bundled = api.wait_for_dag(BUNDLE_DAG, timeout_s=300)
+    assert bundled.bundle_name == BUNDLE_BUCKET, bundled
+    runs[BUNDLE_DAG] = api.trigger(BUNDLE_DAG, dt.datetime.now(dt.UTC).isoformat()).dag_run_id
     for dag_id in runs:
         api.unpause(dag_id)  # kind's values create DAGs paused
     quiet = Console(file=io.StringIO())
@@ -371,6 +401,12 @@ def run_teams_pipelines(endpoints: Endpoints, timeout_s: float = 900) -> None:
         key=alerts.ERROR_KEY,
     )  # fmt: skip
     assert "ErrImageNeverPull" in str(error) or "ErrImagePull" in str(error), error
+
+    bundle_states = {
+        ti.task_id: state_name(ti.state) for ti in api.task_instances(BUNDLE_DAG, runs[BUNDLE_DAG])
+    }
+    assert ended[BUNDLE_DAG] == "success", bundle_states
+    assert api.xcom(BUNDLE_DAG, runs[BUNDLE_DAG], "where") == f"{BUNDLE_DAG} ran from its bundle"
 
     with mlflow_credentials(endpoints) as client:
         team = client.get_model_version_by_alias(TEAM_MODEL, "champion")
@@ -428,44 +464,3 @@ def teams_values_changed(teams_values: Path, removed: str, added: str, out: Path
     specs[added] = {**specs[TEAM_DAG], "name": added, "model": {"name": added, "serve": False}}
     out.write_text(yaml.safe_dump(values, sort_keys=False))
     return out
-
-
-# The bundle and its bucket have one name (ci/kind-teams-values.yaml).
-BUNDLE_BUCKET, BUNDLE_DAG = "team-dags", "team_bundle_hello"
-BUNDLE_DAG_FILE = f'''"""A team's DAG, uploaded to the release's S3 DAG bundle."""
-
-from airflow.sdk import dag, task
-
-
-@dag(dag_id="{BUNDLE_DAG}", schedule=None, catchup=False)
-def hello():
-    @task
-    def where() -> str:
-        from airflow.sdk import get_current_context
-
-        ti = get_current_context()["ti"]
-        return f"{{ti.dag_id}} ran from its bundle"
-
-    where()
-
-
-hello()
-'''
-
-
-def run_bundle_dag(endpoints: Endpoints, timeout_s: float = 300) -> None:
-    """A DAG file uploaded to the S3 bundle's bucket appears (no image, no upgrade), is listed
-    under its bundle, and runs on the KubernetesExecutor: its worker pod fetches the bundle."""
-    endpoints.s3().put_object(
-        Bucket=BUNDLE_BUCKET, Key=f"{BUNDLE_DAG}.py", Body=BUNDLE_DAG_FILE.encode()
-    )
-    api = endpoints.airflow()
-    found = api.wait_for_dag(BUNDLE_DAG, timeout_s=timeout_s)
-    assert found.bundle_name == BUNDLE_BUCKET, found
-    run_id = api.trigger(BUNDLE_DAG, dt.datetime.now(dt.UTC).isoformat()).dag_run_id
-    api.unpause(BUNDLE_DAG)  # kind's values create DAGs paused
-    quiet = Console(file=io.StringIO())
-    state = state_name(follow(api, run_id, timeout_s, quiet, BUNDLE_DAG).state)
-    states = {ti.task_id: state_name(ti.state) for ti in api.task_instances(BUNDLE_DAG, run_id)}
-    assert state == "success", states
-    assert api.xcom(BUNDLE_DAG, run_id, "where") == f"{BUNDLE_DAG} ran from its bundle"

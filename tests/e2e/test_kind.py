@@ -43,7 +43,6 @@ from .scenario import (
     TEAM_SERVER,
     Endpoints,
     PipelinesState,
-    run_bundle_dag,
     run_first_day,
     run_scenario,
     run_teams_pipelines,
@@ -385,19 +384,12 @@ class TestCpuFallback:
         self, cpu_release: InstalledRelease
     ) -> None:
         """ci/kind-teams-values.yaml's two teams' specs (global.pipelines.specs) are DAGs on the
-        cluster: one trains and promotes its own model, the digits champion untouched; one
-        names an image that does not exist and fails at once with the image error."""
+        cluster: one trains and promotes its own model, served by its own model server, the
+        digits champion untouched; one names an image that does not exist and fails at once with
+        the image error. Beside them, a DAG uploaded to the S3 bundle (airflow.dagBundles)
+        appears without an image or an upgrade and runs (one wait for all three)."""
         with timed(f"teams' pipelines from values ({cpu_release.namespace})"):
             run_teams_pipelines(cpu_release.endpoints())
-
-    def test_a_dag_uploaded_to_the_s3_bundle_appears_and_runs(
-        self, cpu_release: InstalledRelease
-    ) -> None:
-        """airflow.dagBundles (ci/kind-teams-values.yaml): a DAG file put in the bundle's
-        bucket on the release's store is a DAG within a refresh, without a new image or an
-        upgrade, and runs in a worker pod."""
-        with timed(f"a DAG from the S3 bundle ({cpu_release.namespace})"):
-            run_bundle_dag(cpu_release.endpoints())
 
     def test_adding_and_removing_a_pipeline_leaves_the_others_alone(
         self, cpu_release: InstalledRelease, tmp_path: Path
