@@ -7,12 +7,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
 from .conftest import (
+    CHART,
+    NAMESPACE,
     RELEASE,
     containers,
     env_of,
@@ -20,7 +23,9 @@ from .conftest import (
     pod_spec,
     render_chart,
     render_error,
+    tool,
 )
+from .fakekube import fake_kube
 from .test_airflow import airflow_config
 
 pytestmark = pytest.mark.chart
@@ -97,7 +102,7 @@ def test_a_bundles_connection_comes_from_its_secret_in_every_airflow_pod() -> No
     """Every Airflow container and the worker pods (a task's worker fetches its DAG's bundle)
     read the connection from the Secret; no object holds its value."""
     objects = render_chart(bundles(ELSEWHERE))
-    expected = {"secretKeyRef": {"name": "ext-s3", "key": "uri"}}
+    expected = {"secretKeyRef": {"name": "ext-s3", "key": "uri", "optional": True}}
     for component in COMPONENTS:
         deployment = one(objects, "Deployment", f"{RELEASE}-airflow-{component}")
         for container in pod_spec(deployment)["containers"]:
@@ -125,3 +130,37 @@ def test_a_bundles_connection_comes_from_its_secret_in_every_airflow_pod() -> No
 def test_a_bad_bundle_fails_the_render_naming_it(values: dict, message: str) -> None:
     error = render_error(values)
     assert message in error, error
+
+
+@pytest.mark.parametrize(
+    ("secret_data", "message"),
+    [
+        (None, 'its connectionSecret "ext-s3" does not exist in namespace trainyard'),
+        ({"token": "eA=="}, 'Secret "ext-s3" has no key "uri" (it has: token)'),
+        ({"uri": "eA=="}, ""),
+    ],
+    ids=["missing-secret", "missing-key", "present"],
+)
+def test_a_bundles_missing_secret_fails_the_install_in_one_line(
+    helm: str, tmp_path: Path, secret_data: dict | None, message: str
+) -> None:
+    """Against a cluster (a fake API server that `lookup` reads): a connection Secret that is not
+    there, or lacks its key, fails `helm install` naming the bundle and the Secret; the pods'
+    references are optional, so one that goes missing later cannot stop Airflow."""
+    live: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
+    ]
+    if secret_data is not None:
+        live.append({
+            "apiVersion": "v1", "kind": "Secret", "data": secret_data,
+            "metadata": {"name": "ext-s3", "namespace": NAMESPACE},
+        })  # fmt: skip
+    values = tmp_path / "values.yaml"
+    values.write_text(json.dumps(bundles(ELSEWHERE)))
+    with fake_kube(live, tmp_path, NAMESPACE) as fake:
+        args = [RELEASE, str(CHART), "--namespace", NAMESPACE, "--values", str(values)]
+        error = fake.helm_template(tool(helm), args, check=False)
+    if message:
+        assert f"airflow.dagBundles[0] (ext-dags): {message}" in error, error
+    else:
+        assert error == ""

@@ -88,6 +88,7 @@ namespace), the auth manager's, then `.Values.config`. Rendered once, into the e
   "kubernetes_executor" (dict
     "namespace" .Release.Namespace)
 ) -}}
+{{- include "airflow.dagBundles.validate" . -}}
 {{- with include "airflow.dagBundles.config" . }}
 {{- $derived = mergeOverwrite $derived (dict "dag_processor" (dict "dag_bundle_config_list" .)) }}
 {{- end }}
@@ -248,6 +249,30 @@ connection from the environment (a URI or JSON). Never a literal in values.
     secretKeyRef:
       name: {{ .name | quote }}
       key: {{ .key | default "connection" | quote }}
+      {{- /* A Secret that goes missing later leaves this bundle without its connection (the
+      dag-processor logs the error and retries), not every Airflow pod unable to start. */}}
+      optional: true
 {{- end }}
 {{- end }}
+{{- end -}}
+
+{{/*
+A bundle whose connection Secret (or its key) is missing fails the install or upgrade, naming
+it. Only where the cluster answers `lookup` (not `helm template`, where the release namespace
+is not found either).
+*/}}
+{{- define "airflow.dagBundles.validate" -}}
+{{- if lookup "v1" "Namespace" "" .Release.Namespace -}}
+{{- range $index, $bundle := .Values.dagBundles -}}
+{{- with $bundle.s3.connectionSecret -}}
+{{- $secret := lookup "v1" "Secret" $.Release.Namespace .name -}}
+{{- $key := .key | default "connection" -}}
+{{- if not $secret -}}
+{{- fail (printf "airflow.dagBundles[%d] (%s): its connectionSecret %q does not exist in namespace %s: create it (key %q: an Airflow connection for the bucket) or remove the bundle" $index $bundle.name .name $.Release.Namespace $key) -}}
+{{- else if not (hasKey ($secret.data | default dict) $key) -}}
+{{- fail (printf "airflow.dagBundles[%d] (%s): Secret %q has no key %q (it has: %s)" $index $bundle.name .name $key (keys ($secret.data | default dict) | sortAlpha | join ", ")) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
 {{- end -}}
