@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
@@ -83,3 +84,65 @@ def test_a_crashed_trial_resumes_its_run_from_its_s3_checkpoint(services, tmp_pa
     assert run.data.tags["trainyard.trial"] == "0"
     losses = client.get_metric_history(run.info.run_id, "loss")
     assert sorted(m.step for m in losses) == [1, 2, 3, 4]  # one run, every epoch once
+
+
+DDP_TRIAL = textwrap.dedent(
+    """
+    import mlflow
+    import torch
+    import torch.distributed as dist
+    from trainyard import sdk
+
+    def train(env):
+        place = sdk.init_process_group()
+        # Each rank's share of the data; the all-reduced sum is what every rank trains on.
+        local = torch.tensor([float(place.rank + 1)])
+        dist.all_reduce(local)
+        dist.barrier()
+        if not place.is_main:
+            return None  # rank 0 alone logs and reports (the contract)
+        with sdk.start_trial_run(env) as run:
+            mlflow.log_params({"world_size": place.world_size})
+            mlflow.log_metric("rmse", 1.0 / float(local.item()))
+        return {"run_id": run.info.run_id, "model_uri": "runs:/x/model",
+                "metrics": {"rmse": 1.0 / float(local.item())}, "params": {},
+                "world_size": place.world_size, "reduced": float(local.item())}
+
+    sdk.main(train)
+    """
+)
+
+
+def test_a_trial_started_by_torchrun_is_one_run_reported_by_rank_0(services, tmp_path):
+    """The contract's multi-process path as a user's image takes it: the real torchrun starts
+    two processes (gloo on the CPU), the SDK joins its process group from RANK, WORLD_SIZE,
+    MASTER_ADDR and MASTER_PORT, and rank 0 alone makes the MLflow run and return.json."""
+    script = tmp_path / "ddp_trial.py"
+    script.write_text(DDP_TRIAL)
+    torchrun = Path(sys.executable).with_name("torchrun")
+    proc = subprocess.run(
+        [str(torchrun), "--standalone", "--nnodes", "1", "--nproc-per-node", "2", str(script)],
+        env={
+            **services.env,
+            "XCOM_DIR": str(tmp_path / "xcom"),
+            "TRAINYARD_TERMINATION_LOG": str(tmp_path / "termination-log"),
+            "TRAINYARD_PIPELINE": "sdk-check",
+            "TRAINYARD_STAGE": "train",
+            "TRAINYARD_EXPERIMENT": "sdk-torchrun",
+            "TRAINYARD_RUN_NAME": "ddp",
+            "TRAINYARD_TRIAL": "0",
+            "OMP_NUM_THREADS": "1",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "xcom" / "return.json").read_text())
+    assert result["world_size"] == 2 and result["reduced"] == 3.0  # 1 + 2: both ranks joined
+    client = MlflowClient(services.mlflow.url)
+    runs = client.search_runs([client.get_experiment_by_name("sdk-torchrun").experiment_id])
+    assert [r.info.run_id for r in runs] == [result["run_id"]]  # one run, rank 0's
+    assert runs[0].data.params["world_size"] == "2"
+    assert not (tmp_path / "termination-log").exists()
