@@ -23,6 +23,7 @@ from .conftest import (
     pod_spec,
     render_chart,
     render_error,
+    render_notes,
     tool,
 )
 from .fakekube import fake_kube
@@ -164,3 +165,24 @@ def test_a_bundles_missing_secret_fails_the_install_in_one_line(
         assert f"airflow.dagBundles[0] (ext-dags): {message}" in error, error
     else:
         assert error == ""
+
+
+def test_notes_list_the_pipelines_model_servers_and_bundles() -> None:
+    import copy  # noqa: PLC0415
+
+    from .test_pipelines import DIABETES, NAME  # noqa: PLC0415
+
+    values = {**bundles(ON_STORE, ELSEWHERE), "global": {"pipelines": {"specs": {NAME: DIABETES}}}}
+    notes = render_notes(copy.deepcopy(values))
+    assert f"Pipelines:       ml_training_pipeline (digits, the image's), {NAME}" in notes
+    model = DIABETES["model"]["name"]
+    assert (
+        f"Model servers:   {RELEASE}-serving (digits), "
+        f"{RELEASE}-serving-diabetes-regression ({model})" in notes
+    )
+    assert (
+        "DAG bundle:      team-a: DAG files in s3://team-dags/team-a/ on this release's store"
+        in notes
+    )
+    assert "ext-dags: DAG files in s3://their-bucket/ (connection from Secret ext-s3)" in notes
+    assert "team-dags" in notes.split("Buckets:")[1].splitlines()[0]
