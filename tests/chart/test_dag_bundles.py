@@ -186,3 +186,21 @@ def test_notes_list_the_pipelines_model_servers_and_bundles() -> None:
     )
     assert "ext-dags: DAG files in s3://their-bucket/ (connection from Secret ext-s3)" in notes
     assert "team-dags" in notes.split("Buckets:")[1].splitlines()[0]
+
+
+def test_notes_say_where_a_days_data_goes_and_how_long_a_run_waits() -> None:
+    """A first run that explains itself (issue 26): the exact key of today's file, how to put
+    a sample there, how to trigger, and what the schedule does while no data comes."""
+    import datetime as dt  # noqa: PLC0415
+
+    days = {dt.datetime.now(dt.UTC).date().isoformat()}
+    notes = render_notes()
+    days.add(dt.datetime.now(dt.UTC).date().isoformat())  # rendered across midnight
+    assert any(f"s3://datasets/digits/daily/{d}/features.parquet" in notes for d in days), notes
+    assert "python -m trainyard.trainer publish --root s3://datasets/digits --date" in notes
+    assert "waits for its day's file up to\n                   720 min" in notes
+    manual = render_notes({"pipeline": {"schedule": ""}})
+    assert "Schedule:        none" in manual
+    assert "First run" not in render_notes(
+        {"global": {"pipelines": {"digits": {"enabled": False}}}}
+    )
