@@ -11,10 +11,6 @@
 {{- end -}}
 
 {{/*
-Checks across components that a JSON schema cannot express well; each message names the
-values key to fix. Included by platform-configmap.yaml, which every render contains.
-*/}}
-{{/*
 The buckets bucket-init creates on the release's store: global.objectStore.buckets, then the DAG
 bundles' buckets there (airflow.dagBundles without a connectionSecret). A JSON list.
 */}}
@@ -28,6 +24,10 @@ bundles' buckets there (airflow.dagBundles without a connectionSecret). A JSON l
 {{- toJson ($buckets | uniq) -}}
 {{- end -}}
 
+{{/*
+Checks across components that a JSON schema cannot express well; each message names the
+values key to fix. Included by platform-configmap.yaml, which every render contains.
+*/}}
 {{- define "trainyard.validate" -}}
 {{- $db := .Values.global.externalDatabase -}}
 {{- $store := .Values.global.objectStore -}}
