@@ -33,6 +33,7 @@ def expected_matrix(
     release_ns: str = NAMESPACE,
     training_ns: str = TRAINING_NAMESPACE,
     credentials: str = f"{RELEASE}-trainer-credentials",
+    team_servers: tuple[str, ...] | list[str] = (),
 ) -> Matrix:
     matrix: Matrix = defaultdict(dict)
     any_name = "*"
@@ -54,8 +55,11 @@ def expected_matrix(
         ("", "pods/log", any_name): frozenset({"get"}),
         ("", "events", any_name): READ_EVENTS,
     }
+    # The deploy step: the platform's model server and each team's (platform.json's
+    # model_servers names them for their pipelines' deploy steps), get and patch, nothing else.
     matrix[(sa(training_ns, "trainer"), release_ns)] = {
-        ("apps", "deployments", f"{RELEASE}-serving"): frozenset({"get", "patch"}),
+        ("apps", "deployments", name): frozenset({"get", "patch"})
+        for name in [f"{RELEASE}-serving", *team_servers]
     }
     # the `helm test` pod that checks the trainer credentials: that one Secret, read only
     matrix[(sa(release_ns, "test-credentials"), training_ns)] = {
@@ -103,8 +107,14 @@ def test_exact_verb_matrix_per_service_account_and_namespace(helm: str, scenario
         for o in objects
         if o["kind"] == "ConfigMap" and o["metadata"]["name"] == f"{RELEASE}-platform"
     )
-    credentials = json.loads(platform["data"]["platform.json"])["trainer"]["env_from_secrets"][0]
-    assert rendered_matrix(objects) == expected_matrix(credentials=credentials)
+    config = json.loads(platform["data"]["platform.json"])
+    credentials = config["trainer"]["env_from_secrets"][0]
+    team_servers = [
+        s["TRAINYARD_SERVING_DEPLOYMENT"] for s in config.get("model_servers", {}).values()
+    ]
+    assert rendered_matrix(objects) == expected_matrix(
+        credentials=credentials, team_servers=team_servers
+    )
 
 
 def test_trainer_cannot_read_pods_or_logs_where_worker_tokens_live(helm: str) -> None:
