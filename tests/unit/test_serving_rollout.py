@@ -262,3 +262,38 @@ def test_a_deployment_without_cluster_credentials_is_a_serving_error(tmp_path, m
     )
     with pytest.raises(serving.ServingError, match="no Kubernetes credentials"):
         server.roll_out("digits", "3")
+
+
+class _NotYet(_Answers):
+    """A bare 404 (no body) for the first `misses` requests, then the model's answer."""
+
+    misses = 2
+    seen = 0
+
+    def do_POST(self) -> None:
+        type(self).seen += 1
+        if type(self).seen <= self.misses:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_POST()
+
+
+def test_a_bare_404_right_after_the_rollout_is_retried_and_a_lasting_one_named():
+    """Seen on kind: a server scaled up from zero, answered once by a bare 404 a second after
+    its rollout; the deploy rolled back a good model. A 404 is retried within the same budget;
+    one that lasts still fails, naming it."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _NotYet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    try:
+        _NotYet.answer = (200, json.dumps({"predictions": (EXPECTED * 5).tolist()}))
+        assert smoke_test(url, EXAMPLE) == 3
+        assert _NotYet.seen == 3
+        _NotYet.seen, _NotYet.misses = 0, 100
+        with pytest.raises(serving.ServingError, match="answered 404"):
+            smoke_test(url, EXAMPLE, attempts=2)
+    finally:
+        httpd.shutdown()

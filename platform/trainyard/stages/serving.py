@@ -48,15 +48,19 @@ class ModelServer(Protocol):
 def reach_retry(attempts: int) -> Retry:
     """Retries for reaching a server that just became ready: a Service routes to new pods a few
     seconds after they are Ready (endpoints, kube-proxy), and until then connections are refused
-    or a proxy answers 502/503/504. Those are retried with backoff (1, 2, 4, 8, then 10 s:
-    ~45 s for 8 attempts); an answer, even a 500, is not: it is the model's."""
+    or a proxy answers 502/503/504. On kind, a server just scaled up from zero was once answered
+    by a bare 404 a second after its rollout, and the deploy rolled back a good model (the same
+    run passed the next time): a healthy MLflow scoring server does not answer /invocations 404,
+    so 404 is retried too, and one that lasts still fails.
+    With backoff (1, 2, 4, 8, then 10 s: ~45 s for 8 attempts); any other answer, even a 500,
+    is not retried: it is the model's."""
     return Retry(
         total=attempts,
         connect=attempts,
         read=0,
         other=0,
         status=attempts,
-        status_forcelist=(502, 503, 504),
+        status_forcelist=(404, 502, 503, 504),
         allowed_methods=frozenset({"POST"}),
         backoff_factor=0.5,
         backoff_max=10,
