@@ -198,7 +198,7 @@ last release read this ConfigMap too, and its loader refused keys it did not kno
 {{- $_ := set $servers $server.model (dict
   "TRAINYARD_SERVING_DEPLOYMENT" $server.name
   "TRAINYARD_SERVING_NAMESPACE" $.Release.Namespace
-  "TRAINYARD_SERVING_URL" (printf "http://%s.%s.svc:%v" $server.name $.Release.Namespace $.Values.serving.service.port)) -}}
+  "TRAINYARD_SERVING_URL" (printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" $ "component" $server.component)) $.Values.serving.service.port)) -}}
 {{- end -}}
 {{- if $servers -}}
 {{- $_ := set $config "model_servers" $servers -}}

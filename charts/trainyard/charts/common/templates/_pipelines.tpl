@@ -66,7 +66,7 @@ which the DAG file reports as an import error, instead of keeping every Airflow 
 The model servers of teams' pipelines (inline specs whose model is served, other than the
 platform's own model, which serving.modelName serves): the serving subchart runs one Deployment
 and Service each, the umbrella names them in platform.json's `model_servers`. A JSON list of
-{"pipeline", "model", "name"}. A spec from a team's ConfigMap is unknown at render time: its
+{"pipeline", "model", "component", "name"}. A spec from a team's ConfigMap is unknown at render time: its
 model is deployed by moving its alias alone. Called with (dict "root" . "platformModel" <the
 model serving.modelName serves>); only where serving is enabled.
 */}}
@@ -82,7 +82,7 @@ model serving.modelName serves>); only where serving is enabled.
 {{- fail (printf "global.pipelines.specs.%s.model.name: %q is served, so on the cluster it must be a literal name (its model server is rendered with it); write it out, or set model.serve: false" $key $name) -}}
 {{- end -}}
 {{- $component := printf "serving-%s" ($key | lower | replace "_" "-" | replace "." "-") -}}
-{{- $servers = append $servers (dict "pipeline" $key "model" $name "name" (include "trainyard.fullname" (dict "root" $root "component" $component))) -}}
+{{- $servers = append $servers (dict "pipeline" $key "model" $name "component" $component "name" (include "trainyard.fullname" (dict "root" $root "component" $component))) -}}
 {{- end -}}
 {{- end -}}
 {{- toJson $servers -}}
