@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import unavailable
 
 from . import images, kindconfig, offline, prereqs
-from .figures import FIGURES
+from .figures import FIGURES, timed
 from .kindenv import FAKE_GPUS, GPU_NODE_LABEL, KIND_VALUES, TEAMS_VALUES, KindEnv
 from .kube import Kube, KubectlError
 from .release import InstalledRelease
@@ -126,7 +126,8 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         helm = prereqs.find_helm(option("helm_bin"))
         sources = _sources(option, state)
         built = images.built_images([*images.BUILD_IMAGES_ARGS, *sources.build_args])
-        _build_images(built, bool(option("no_image_build")), sources.build_args)
+        with timed("cluster set-up: trainyard images built (Docker cache)"):
+            _build_images(built, bool(option("no_image_build")), sources.build_args)
     except prereqs.UnavailableError as exc:
         unavailable(str(exc))
     kind, kubectl = sources.kind, sources.kubectl
@@ -155,7 +156,8 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
             [str(kind), "delete", "cluster", "--name", name],
             capture_output=True, check=False, timeout=300,
         )  # fmt: skip
-    cluster.create(config_file=sources.kind_config)
+    with timed("cluster set-up: kind create cluster"):
+        cluster.create(config_file=sources.kind_config)
     try:
         # Always the current credentials, also for a reused cluster.
         subprocess.run(
@@ -183,8 +185,9 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
                 "node-role.kubernetes.io/control-plane",
                 "node-role.kubernetes.io/control-plane:NoSchedule-",
             )
-        for ref in [*built, *sources.public_images]:
-            env.load_image(ref)
+        with timed("cluster set-up: images loaded into the nodes"):
+            for ref in [*built, *sources.public_images]:
+                env.load_image(ref)
     except Exception:
         where = env.dump("cluster-setup")
         if not env.keep:
