@@ -63,6 +63,7 @@ class _Sources:
     kubectl: Path
     kind_config: Path
     public_images: list[str]  # loaded into the nodes besides the trainyard images
+    gpu_pool_images: list[str]  # those of public_images the GPU pool's trainer pods run
     build_args: list[str]  # for scripts/build-images
     values: dict[str, Any]  # added to every release (offline: the locally built images)
 
@@ -74,7 +75,7 @@ def _registry_sources(option: Any, extra: list[str]) -> _Sources:
     public = sorted(images.PUBLIC_IMAGES | images.PREVIOUS_RELEASE_IMAGES)
     for ref in [*sorted({n.image for n in kindconfig.load()}), *public]:
         prereqs.ensure_image(ref)
-    return _Sources(kind, kubectl, kindconfig.KIND_CONFIG, public, extra, {})
+    return _Sources(kind, kubectl, kindconfig.KIND_CONFIG, public, [], extra, {})
 
 
 def _offline_sources(option: Any, extra: list[str], state: Path) -> _Sources:
@@ -87,7 +88,10 @@ def _offline_sources(option: Any, extra: list[str], state: Path) -> _Sources:
     base = prereqs.python_base_image()
     build_args = [f"--base-image=python={base}", f"--base-image=airflow={base}", *extra]
     config = toolchain.kind_config(kindconfig.KIND_CONFIG, state / "kind-config.yaml")
-    return _Sources(kind, kubectl, config, toolchain.images, build_args, toolchain.values())
+    return _Sources(
+        kind, kubectl, config, toolchain.images, [toolchain.xcom_sidecar_image], build_args,
+        toolchain.values(),
+    )  # fmt: skip
 
 
 def _sources(option: Any, state: Path) -> _Sources:
@@ -147,6 +151,7 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
         keep=bool(option("keep_cluster")),
         built=tuple(built),
         values=sources.values,
+        gpu_pool_images=tuple(sources.gpu_pool_images),
     )
     # With --keep-cluster an existing cluster of this name is reused (delete it after changing
     # kind-config.yaml: `kind delete cluster --name trainyard-e2e`); without, a fresh one is
@@ -186,8 +191,7 @@ def kind_env(request: pytest.FixtureRequest) -> Iterator[KindEnv]:
                 "node-role.kubernetes.io/control-plane:NoSchedule-",
             )
         with timed("cluster set-up: images loaded into the nodes"):
-            for ref in [*built, *sources.public_images]:
-                env.load_image(ref)
+            env.load_images([*built, *sources.public_images])
     except Exception:
         where = env.dump("cluster-setup")
         if not env.keep:

@@ -103,18 +103,26 @@ def rendered_images(objects: list[dict[str, Any]]) -> set[str]:
     return images
 
 
-def loaded_in_nodes(kind: Path, cluster: str, ref: str) -> bool:
-    """Every node of the kind cluster already holds this exact image (same image ID as in
-    Docker): a kept cluster then skips the minute-long `kind load` of an unchanged image."""
+# The GPU pool's nodes run trainer pods only (nothing else tolerates their taint): the trainer
+# image and the pod operator's XCom sidecar go there; every other image to the control plane
+# alone, which halves what a kind run loads (KindEnv.load_images).
+TRAINER_REPOSITORY = "docker.io/trainyard/trainer"
+
+
+def repository(ref: str) -> str:
+    """The normalized repository of a reference, without tag or digest."""
+    name = normalize(ref).split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name
+
+
+def loaded_in_nodes(ref: str, nodes: Iterable[str]) -> bool:
+    """Each of these kind nodes already holds this exact image (same image ID as in Docker): a
+    kept cluster then skips the minute-long `kind load` of an unchanged image."""
     docker_id = subprocess.run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", ref],
         capture_output=True, text=True, timeout=60, check=False,
     ).stdout.strip()  # fmt: skip
-    nodes = subprocess.run(
-        [str(kind), "get", "nodes", "--name", cluster],
-        capture_output=True, text=True, timeout=60, check=False,
-    ).stdout.split()  # fmt: skip
-    if not docker_id or not nodes:
+    if not docker_id:
         return False
     for node in nodes:
         proc = subprocess.run(

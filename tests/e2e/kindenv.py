@@ -13,7 +13,7 @@ import pytest
 
 from .artifacts import dump, kind_exporter
 from .figures import timed
-from .images import REPO, loaded_in_nodes
+from .images import REPO, TRAINER_REPOSITORY, loaded_in_nodes, repository
 from .kube import Kube
 from .release import InstalledRelease
 
@@ -34,13 +34,16 @@ class KindEnv:
     kind: Path
     kube: Kube
     helm: Path
-    images: frozenset[str]  # loaded into every node, normalized (images.normalize)
+    images: frozenset[str]  # loaded into the nodes, normalized (images.normalize)
     artifacts: Path
     keep: bool
     # The trainyard images built by scripts/build-images (refs as built).
     built: tuple[str, ...] = ()
     # Values added to every release (offline: the locally built images, see offline.py).
     values: dict[str, Any] = field(default_factory=dict)
+    # Loaded into the GPU pool's nodes as well (with the trainer image): the XCom sidecar, where
+    # the nodes cannot pull it (offline).
+    gpu_pool_images: tuple[str, ...] = ()
 
     def dump(
         self,
@@ -101,11 +104,25 @@ class KindEnv:
             else:
                 release.uninstall(wait=False)
 
-    def load_image(self, ref: str) -> None:
-        """`kind load docker-image` into every node (skipped when they hold it already)."""
-        if not loaded_in_nodes(self.kind, self.name, ref):
+    def load_images(self, refs: list[str]) -> None:
+        """`kind load docker-image`, one call per set of target nodes (shared layers are saved
+        once): the trainer and sidecar images into every node, the rest into the nodes outside
+        the GPU pool. Images a node holds already are skipped."""
+        nodes = subprocess.run(
+            [str(self.kind), "get", "nodes", "--name", self.name],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.split()  # fmt: skip
+        gpu_pool = {self.node(GPU_NODE_LABEL)}
+        everywhere = {TRAINER_REPOSITORY, *(repository(r) for r in self.gpu_pool_images)}
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for ref in refs:
+            targets = nodes if repository(ref) in everywhere else sorted(set(nodes) - gpu_pool)
+            if not loaded_in_nodes(ref, targets):
+                groups.setdefault(tuple(targets), []).append(ref)
+        for targets, group in groups.items():
             subprocess.run(
-                [str(self.kind), "load", "docker-image", "--name", self.name, ref],
+                [str(self.kind), "load", "docker-image", "--name", self.name,
+                 "--nodes", ",".join(targets), *group],
                 check=True, capture_output=True, timeout=1800,
             )  # fmt: skip
 

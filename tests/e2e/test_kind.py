@@ -507,11 +507,13 @@ def upgrade_target(
     changed["pipeline"]["maxParallelTrials"] = 3
     changed["mlflow"]["resources"]["limits"]["memory"] = "2Gi"
     values.write_text(yaml.safe_dump(changed, sort_keys=False))
+    retagged = []
     for ref in sorted(kind_env.built):
         repository, tag = ref.rsplit(":", 1)
         new = f"{repository}:{tag.replace(str(CHART_APP_VERSION), meta['appVersion'], 1)}"
         subprocess.run(["docker", "tag", ref, new], check=True, timeout=60)
-        kind_env.load_image(new)
+        retagged.append(new)
+    kind_env.load_images(retagged)
     gpu_values = chart / "ci" / "kind-fake-gpu-values.yaml"
     return UpgradeTarget(chart, values, gpu_values, meta["version"], meta["appVersion"])
 

@@ -134,6 +134,25 @@ def test_cpu_fallback_runs_everything_on_the_control_plane(helm: str) -> None:
             assert "nvidia.com/gpu" not in (container.get("resources") or {}).get("limits", {})
 
 
+def test_the_gpu_pool_runs_only_the_images_loaded_there() -> None:
+    """KindEnv.load_images loads only the trainer and XCom sidecar images into the GPU pool's
+    node: no rendered workload may land there, and the trainer pod runs nothing else."""
+    _, worker = nodes()
+    objects = render("fake-gpu")
+    for spec in [pod_spec(o) for o in workloads(objects)]:
+        assert not kindconfig.admits(worker, spec.get("tolerations", []),
+                                     spec.get("nodeSelector", {})), spec  # fmt: skip
+    # Besides the trainer: the pod operator's XCom sidecar (KindEnv.gpu_pool_images offline).
+    trainer = trainer_pod("fake-gpu", "helm3")["spec"]
+    sidecar = yaml.safe_load((CHART / "charts" / "airflow" / "values.yaml").read_text())
+    sidecar = sidecar["podOperator"]["xcomSidecarImage"]
+    used = {images.repository(c["image"]) for c in containers(trainer)}
+    assert used == {
+        images.TRAINER_REPOSITORY,
+        images.repository(f"{sidecar['registry']}/{sidecar['repository']}"),
+    }, used
+
+
 def test_fake_gpu_values_run_no_device_plugin() -> None:
     names = [o["metadata"]["name"] for o in render("fake-gpu")]
     assert not [n for n in names if "device-plugin" in n]
