@@ -330,15 +330,21 @@ def assert_on_the_gpu_pool(
 class TestCpuFallback:
     """gpu.enabled=false: the same trainer pods without a GPU request, on the control plane."""
 
-    def test_journey_completes_though_the_scheduler_is_killed_mid_training(
+    def test_journey_and_teams_pipelines_complete_though_the_scheduler_is_killed(
         self, cpu_release: InstalledRelease, kind_env: KindEnv
     ) -> None:
-        """The journey's first day (four trials, the best deployed and served); while its
-        trials train, the scheduler pod dies. Its replacement adopts the running task pods
-        (KubernetesExecutor adoption, durable pod operators) and the day completes with every
-        assertion of the journey. The second day's gate (a candidate below the minimum is not
-        deployed, the champion and the served model stay) is checked by the upgrade test's
-        run after its upgrade: one run for what were two."""
+        """At once, as on a shared platform:
+        - the journey's first day (four trials, the best deployed and served);
+        - ci/kind-teams-values.yaml's two teams' specs (global.pipelines.specs), DAGs on the
+          cluster: one trains and promotes its own model, served by its own model server, the
+          digits model untouched; one names an image that does not exist and fails at once with
+          the image error; and a DAG uploaded to the S3 bundle (airflow.dagBundles), which
+          appears without an image or an upgrade and runs.
+        While the digits trials train, the scheduler pod dies. Its replacement adopts the
+        running task pods (KubernetesExecutor adoption, durable pod operators) and every run
+        ends as it should, with every assertion of the journey. The second day's gate (a
+        candidate below the minimum is not deployed, the champion and the served model stay)
+        is checked by the upgrade test's run after its upgrade."""
         release = cpu_release
         selector = f"app.kubernetes.io/instance={release.release_name},"
         selector += "app.kubernetes.io/component=scheduler"
@@ -347,13 +353,20 @@ class TestCpuFallback:
         recorder = PodRecorder(release.kube, release.training_namespace, TRAINER_PODS)
         workers = PodRecorder(release.kube, release.namespace, worker_pods(release.release_name))
         run_ids: list[str] = []
+        team_runs: dict[str, str] = {}
         endpoints = release.endpoints()
         try:
-            with timed(f"journey on kind, first day, scheduler killed ({release.namespace})"):
+            with timed(
+                f"journey on kind, first day, with the teams' pipelines, scheduler killed "
+                f"({release.namespace})"
+            ):
                 run = Background(lambda: journey(release, endpoints, False, run_ids))
+                teams = Background(lambda: team_runs.update(run_teams_pipelines(endpoints)))
                 train = recorder.wait_for(
-                    lambda p: p.task == "train" and bool(p.node), JOURNEY_TIMEOUT_S, run.done
-                )
+                    lambda p: p.task == "train" and p.labels.get("dag_id") == DAG_ID
+                    and bool(p.node),
+                    JOURNEY_TIMEOUT_S, run.done,
+                )  # fmt: skip
                 if train is None:
                     if run.done.is_set():
                         run.join(0)  # the journey's own failure, if it failed
@@ -364,13 +377,20 @@ class TestCpuFallback:
                     "--wait=false",
                 )  # fmt: skip
                 run.join(2 * JOURNEY_TIMEOUT_S)
+                teams.join(2 * JOURNEY_TIMEOUT_S)
         finally:
             recorder.close()
             workers.close()
+            folder = kind_env.artifacts / "timelines"
             write_run_tables(
                 endpoints.airflow, run_ids, workers.snapshot(), recorder.snapshot(),
-                kind_env.artifacts / "timelines", f"{release.namespace} scheduler killed",
+                folder, f"{release.namespace} scheduler killed",
             )  # fmt: skip
+            if TEAM_DAG in team_runs:
+                write_run_tables(
+                    endpoints.airflow, [team_runs[TEAM_DAG]], workers.snapshot(),
+                    recorder.snapshot(), folder, f"{release.namespace} {TEAM_DAG}", TEAM_DAG,
+                )  # fmt: skip
         after = release.pods("scheduler")
         assert after and not ({p["metadata"]["uid"] for p in after} & before), (
             "the scheduler pod was not replaced"
@@ -382,17 +402,6 @@ class TestCpuFallback:
         assert pods, f"no trainer pod was seen in {release.training_namespace}"
         assert_cpu_fallback(pods, node_names(kind_env))
 
-    def test_pipelines_from_values_run_beside_the_digits_one(
-        self, cpu_release: InstalledRelease
-    ) -> None:
-        """ci/kind-teams-values.yaml's two teams' specs (global.pipelines.specs) are DAGs on the
-        cluster: one trains and promotes its own model, served by its own model server, the
-        digits champion untouched; one names an image that does not exist and fails at once with
-        the image error. Beside them, a DAG uploaded to the S3 bundle (airflow.dagBundles)
-        appears without an image or an upgrade and runs (one wait for all three)."""
-        with timed(f"teams' pipelines from values ({cpu_release.namespace})"):
-            run_teams_pipelines(cpu_release.endpoints())
-
     def test_adding_and_removing_a_pipeline_leaves_the_others_alone(
         self, cpu_release: InstalledRelease, tmp_path: Path
     ) -> None:
@@ -403,7 +412,7 @@ class TestCpuFallback:
         dags = [DAG_ID, TEAM_DAG]
         models = [endpoints.model_name, TEAM_MODEL]
         before = PipelinesState.read(endpoints, dags, models)
-        assert before.runs[TEAM_DAG], "the teams' test ran no team pipeline"
+        assert before.runs[TEAM_DAG], "the first test ran no team pipeline"
         server = cpu_release.kube.get("deployment", f"{cpu_release.release_name}-{TEAM_SERVER}",
                                       "--namespace", cpu_release.namespace)  # fmt: skip
         changed = teams_values_changed(
