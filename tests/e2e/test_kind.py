@@ -551,15 +551,21 @@ class TestUpgrade:
         # The journey on the release, with this tree's images (the same appVersion tags): what
         # a user has running before upgrading the chart (one trial: a champion to keep; the
         # four-trial first day is the CPU journey's).
+        run_ids: list[str] = []
         try:
             with timed(f"journey on kind, first day, one trial ({release.namespace})"):
-                run_first_day(endpoints, timeout_s=JOURNEY_TIMEOUT_S, one_trial=True)
+                run_first_day(endpoints, JOURNEY_TIMEOUT_S, run_ids, one_trial=True)
             release.scenario_runs += 1
         except Exception as exc:
             pytest.fail(
                 f"the journey failed BEFORE the upgrade, on {release.chart_source} with this "
                 f"tree's images: {type(exc).__name__}: {exc}"
             )
+        finally:  # Airflow's times only: where the last release's run spends its time
+            write_run_tables(
+                endpoints.airflow, run_ids, [], [], kind_env.artifacts / "timelines",
+                f"{release.namespace} before the upgrade",
+            )  # fmt: skip
         before = release.state()
         objects_before = s3_objects(endpoints)
         champion_before = champion_version(endpoints)
