@@ -108,17 +108,14 @@ class KindEnv:
         """`kind load docker-image`, one call per set of target nodes (shared layers are saved
         once): the trainer and sidecar images into every node, the rest into the nodes outside
         the GPU pool. Images a node holds already are skipped."""
-        nodes = subprocess.run(
-            [str(self.kind), "get", "nodes", "--name", self.name],
-            capture_output=True, text=True, timeout=60, check=True,
-        ).stdout.split()  # fmt: skip
-        gpu_pool = {self.node(GPU_NODE_LABEL)}
+        nodes = sorted(n["metadata"]["name"] for n in self.kube.nodes())  # kind's node names
+        outside_pool = tuple(n for n in nodes if n != self.node(GPU_NODE_LABEL))
         everywhere = {TRAINER_REPOSITORY, *(repository(r) for r in self.gpu_pool_images)}
         groups: dict[tuple[str, ...], list[str]] = {}
         for ref in refs:
-            targets = nodes if repository(ref) in everywhere else sorted(set(nodes) - gpu_pool)
+            targets = tuple(nodes) if repository(ref) in everywhere else outside_pool
             if not loaded_in_nodes(ref, targets):
-                groups.setdefault(tuple(targets), []).append(ref)
+                groups.setdefault(targets, []).append(ref)
         for targets, group in groups.items():
             subprocess.run(
                 [str(self.kind), "load", "docker-image", "--name", self.name,

@@ -105,10 +105,11 @@ def laptop_endpoints(workdir: Path) -> Endpoints:
     )
 
 
-# mlflow_credentials' users across threads (the kind tests run pipelines at once): the
-# environment is set by the first, restored by the last.
+# mlflow_credentials across threads (the kind tests run pipelines at once): the environment is
+# set by the first user, restored by the last; users in between must want the same credentials.
 _credentials_lock = threading.Lock()
-_credentials_users: list[tuple[str, str] | None] = []
+_credentials_users = 0
+_credentials_held: tuple[str, str] | None = None
 _credentials_saved: dict[str, str | None] = {}
 _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
@@ -117,22 +118,24 @@ _CREDENTIAL_VARS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 def mlflow_credentials(endpoints: Endpoints) -> Iterator[MlflowClient]:
     """An MLflow client; basic-auth credentials reach it only through the environment, which
     every thread shares: concurrent users must share the credentials too."""
+    global _credentials_users, _credentials_held  # noqa: PLW0603 (the process's environment)
     wanted = None
     if endpoints.mlflow_username and endpoints.mlflow_password:
         wanted = (endpoints.mlflow_username, endpoints.mlflow_password)
     with _credentials_lock:
         if _credentials_users:
-            assert _credentials_users[0] == wanted, "MLflow clients of two releases at once"
+            assert _credentials_held == wanted, "MLflow clients of two releases at once"
         else:
             _credentials_saved.update({name: os.environ.get(name) for name in _CREDENTIAL_VARS})
+            _credentials_held = wanted
             if wanted:
                 os.environ.update(dict(zip(_CREDENTIAL_VARS, wanted, strict=True)))
-        _credentials_users.append(wanted)
+        _credentials_users += 1
     try:
         yield MlflowClient(tracking_uri=endpoints.mlflow_url)
     finally:
         with _credentials_lock:
-            _credentials_users.pop()
+            _credentials_users -= 1
             if not _credentials_users:
                 for name, value in _credentials_saved.items():
                     if value is None:

@@ -382,14 +382,15 @@ class TestCpuFallback:
             recorder.close()
             workers.close()
             folder = kind_env.artifacts / "timelines"
+            worker_pods_seen, trainer_pods_seen = workers.snapshot(), recorder.snapshot()
             write_run_tables(
-                endpoints.airflow, run_ids, workers.snapshot(), recorder.snapshot(),
+                endpoints.airflow, run_ids, worker_pods_seen, trainer_pods_seen,
                 folder, f"{release.namespace} scheduler killed",
             )  # fmt: skip
             if TEAM_DAG in team_runs:
                 write_run_tables(
-                    endpoints.airflow, [team_runs[TEAM_DAG]], workers.snapshot(),
-                    recorder.snapshot(), folder, f"{release.namespace} {TEAM_DAG}", TEAM_DAG,
+                    endpoints.airflow, [team_runs[TEAM_DAG]], worker_pods_seen,
+                    trainer_pods_seen, folder, f"{release.namespace} {TEAM_DAG}", TEAM_DAG,
                 )  # fmt: skip
         after = release.pods("scheduler")
         assert after and not ({p["metadata"]["uid"] for p in after} & before), (
