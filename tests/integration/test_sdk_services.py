@@ -98,6 +98,8 @@ DDP_TRIAL = textwrap.dedent(
         # Each rank's share of the data; the all-reduced sum is what every rank trains on.
         local = torch.tensor([float(place.rank + 1)])
         dist.all_reduce(local)
+        shares = [torch.empty(1) for _ in range(place.world_size)]
+        dist.all_gather(shares, torch.tensor([float(place.rank)]))
         dist.barrier()
         if not place.is_main:
             return None  # rank 0 alone logs and reports (the contract)
@@ -115,13 +117,15 @@ DDP_TRIAL = textwrap.dedent(
 
 def test_a_trial_started_by_torchrun_is_one_run_reported_by_rank_0(services, tmp_path):
     """The contract's multi-process path as a user's image takes it: the real torchrun starts
-    two processes (gloo on the CPU), the SDK joins its process group from RANK, WORLD_SIZE,
-    MASTER_ADDR and MASTER_PORT, and rank 0 alone makes the MLflow run and return.json."""
+    four processes (gloo on the CPU), the SDK joins its process group from RANK, WORLD_SIZE,
+    MASTER_ADDR and MASTER_PORT, and rank 0 alone makes the MLflow run and return.json.
+    The other ranks exit while rank 0 still logs: without the SDK leaving the group on the way
+    out, one of them aborted in interpreter shutdown about every other run (a CI failure)."""
     script = tmp_path / "ddp_trial.py"
     script.write_text(DDP_TRIAL)
     torchrun = Path(sys.executable).with_name("torchrun")
     proc = subprocess.run(
-        [str(torchrun), "--standalone", "--nnodes", "1", "--nproc-per-node", "2", str(script)],
+        [str(torchrun), "--standalone", "--nnodes", "1", "--nproc-per-node", "4", str(script)],
         env={
             **services.env,
             "XCOM_DIR": str(tmp_path / "xcom"),
@@ -140,9 +144,9 @@ def test_a_trial_started_by_torchrun_is_one_run_reported_by_rank_0(services, tmp
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "xcom" / "return.json").read_text())
-    assert result["world_size"] == 2 and result["reduced"] == 3.0  # 1 + 2: both ranks joined
+    assert result["world_size"] == 4 and result["reduced"] == 10.0  # 1+2+3+4: all ranks joined
     client = MlflowClient(services.mlflow.url)
     runs = client.search_runs([client.get_experiment_by_name("sdk-torchrun").experiment_id])
     assert [r.info.run_id for r in runs] == [result["run_id"]]  # one run, rank 0's
-    assert runs[0].data.params["world_size"] == "2"
+    assert runs[0].data.params["world_size"] == "4"
     assert not (tmp_path / "termination-log").exists()

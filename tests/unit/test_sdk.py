@@ -178,3 +178,24 @@ def test_a_failure_is_one_line_in_the_termination_log_and_on_stderr(tmp_path, bo
     assert written.startswith(line) and written.count("\n") == 1
     assert done.stderr.rstrip().splitlines()[-1] == written.strip()
     assert not (tmp_path / "xcom" / "return.json").exists()
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_main_leaves_the_process_group_the_stage_joined(tmp_path, monkeypatch, fails):
+    """A gloo rank that exits with its group alive can abort in interpreter shutdown while
+    rank 0 is still logging (SIGABRT, and torchrun fails the trial): `run` destroys the group
+    on the way out, whether the stage returned or raised."""
+    import torch.distributed as dist  # noqa: PLC0415 - only this test needs torch
+
+    monkeypatch.setenv("XCOM_DIR", str(tmp_path / "xcom"))
+    monkeypatch.delenv("TRAINYARD_TRIAL", raising=False)
+
+    def stage(env):
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+        assert dist.is_initialized()
+        if fails:
+            raise ValueError("bad alpha")
+        return {"ok": True}
+
+    assert sdk.run(stage) == (1 if fails else 0)
+    assert not dist.is_initialized()

@@ -7,6 +7,7 @@ MASTER_PORT. The SDK reads them without importing torch, so it stays installable
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,3 +64,15 @@ def init_process_group(
             f"as rank {place.rank} of {place.world_size}: {exc}"
         ) from None
     return place
+
+
+def leave_process_group() -> None:
+    """Destroy the process group this process joined, if any; `main` calls it on the way out.
+
+    A gloo rank that exits with its group alive aborts in interpreter shutdown ("terminate
+    called without an active exception", SIGABRT) while rank 0 is still logging, and torchrun
+    then fails the whole trial. Looks only at an already imported torch.distributed.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

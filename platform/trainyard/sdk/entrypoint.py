@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
+from trainyard.sdk.distributed import leave_process_group
 from trainyard.sdk.environment import StageEnvironment, read_environment
 from trainyard.sdk.errors import ContractError, UsageError
 from trainyard.sdk.result import check_train_result, write_result
@@ -87,6 +88,8 @@ def run(fn: StageFunction, *, train: bool | None = None) -> int:
             traceback.print_exc()
         report_failure(f"{_label()}: error: {one_line(_message(exc))}")
         return EXIT_FAILURE
+    finally:
+        leave_process_group()
     return 0
 
 
