@@ -1,3 +1,3 @@
 """trainyard: a Helm-packaged ML training platform and its training pipeline."""
 
-__version__ = "0.1.0"
+__version__ = "0.4.0"

@@ -109,6 +109,12 @@ def rendered_images(objects: list[dict[str, Any]]) -> set[str]:
 TRAINER_REPOSITORY = "docker.io/trainyard/trainer"
 
 
+def retagged(ref: str, app_version: str, new_app_version: str) -> str:
+    """A built image's ref under another appVersion (`-gpu` and other suffixes kept)."""
+    name, tag = ref.rsplit(":", 1)
+    return f"{name}:{tag.replace(app_version, new_app_version, 1)}"
+
+
 def repository(ref: str) -> str:
     """The normalized repository of a reference, without tag or digest."""
     name = normalize(ref).split("@", 1)[0]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 
 from .artifacts import dump, kind_exporter
 from .figures import timed
-from .images import REPO, TRAINER_REPOSITORY, loaded_in_nodes, repository
+from .images import REPO, TRAINER_REPOSITORY, loaded_in_nodes, normalize, repository
 from .kube import Kube
 from .release import InstalledRelease
 
@@ -104,16 +104,21 @@ class KindEnv:
             else:
                 release.uninstall(wait=False)
 
-    def load_images(self, refs: list[str]) -> None:
-        """`kind load docker-image`, one call per set of target nodes (shared layers are saved
-        once): the trainer and sidecar images into every node, the rest into the nodes outside
-        the GPU pool. Images a node holds already are skipped."""
-        nodes = sorted(n["metadata"]["name"] for n in self.kube.nodes())  # kind's node names
+    def _targets(self) -> Callable[[str], tuple[str, ...]]:
+        """Which nodes an image goes to: the trainer and sidecar images into every node, the
+        rest into the nodes outside the GPU pool."""
+        nodes = tuple(sorted(n["metadata"]["name"] for n in self.kube.nodes()))  # kind's names
         outside_pool = tuple(n for n in nodes if n != self.node(GPU_NODE_LABEL))
         everywhere = {TRAINER_REPOSITORY, *(repository(r) for r in self.gpu_pool_images)}
+        return lambda ref: nodes if repository(ref) in everywhere else outside_pool
+
+    def load_images(self, refs: list[str]) -> None:
+        """`kind load docker-image`, one call per set of target nodes (shared layers are saved
+        once). Images a node holds already are skipped."""
+        targets_of = self._targets()
         groups: dict[tuple[str, ...], list[str]] = {}
         for ref in refs:
-            targets = tuple(nodes) if repository(ref) in everywhere else outside_pool
+            targets = targets_of(ref)
             if not loaded_in_nodes(ref, targets):
                 groups.setdefault(targets, []).append(ref)
         for targets, group in groups.items():
@@ -122,6 +127,22 @@ class KindEnv:
                  "--nodes", ",".join(targets), *group],
                 check=True, capture_output=True, timeout=1800,
             )  # fmt: skip
+
+    def tag_images(self, tags: dict[str, str]) -> None:
+        """Give loaded images (keys) another tag (values) in Docker and in the nodes' containerd
+        (`ctr images tag`): seconds, where `kind load` sends the same layers again for minutes.
+        Whatever a node still lacks under its new tag is then loaded."""
+        targets_of = self._targets()
+        for source, target in tags.items():
+            subprocess.run(["docker", "tag", source, target], check=True, timeout=60)
+            for node in targets_of(source):
+                subprocess.run(
+                    ["docker", "exec", node, "ctr", "--namespace", "k8s.io", "images", "tag",
+                     "--force", normalize(source), normalize(target)],
+                    check=True, capture_output=True, timeout=60,
+                )  # fmt: skip
+        self.load_images(list(tags.values()))
+        self.images = self.images | {normalize(t) for t in tags.values()}
 
     def node(self, label: tuple[str, str]) -> str:
         """The one node carrying the label."""

@@ -469,8 +469,14 @@ def previous_release(
         pytest.fail(f"no chart to upgrade from: {exc}")
     chart = previous_chart.export(images.REPO, previous, tmp_path_factory.mktemp("previous"))
     values = chart / "ci" / "kind-values.yaml"
-    # Its images, with the cluster's values, must be among those loaded: this tree builds only
-    # its own appVersion's images.
+    # It runs this tree's images under its own appVersion's tags (building each release's
+    # images would double the build): tagged in the nodes, not loaded again.
+    app_version = str(yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"])
+    if app_version != CHART_APP_VERSION:
+        kind_env.tag_images(
+            {ref: images.retagged(ref, CHART_APP_VERSION, app_version) for ref in kind_env.built}
+        )
+    # Its images, with the cluster's values, must be among those loaded.
     cluster_values = tmp_path_factory.mktemp("values") / "cluster-values.yaml"
     cluster_values.write_text(json.dumps(kind_env.values))  # JSON is YAML
     rendered = _render(kind_env, chart, [values, cluster_values])
@@ -494,7 +500,7 @@ def upgrade_target(
 ) -> UpgradeTarget:
     """What the release is upgraded to, as a platform team's next upgrade looks: the working
     tree's chart (its version; the next patch version while the tree is still the release)
-    with a new appVersion and its image tags (this tree's images, retagged and loaded) and
+    with a new appVersion and its image tags (this tree's images, tagged in the nodes) and
     changed values."""
     meta = yaml.safe_load((CHART / "Chart.yaml").read_text())
     released = previous_chart.releases(images.REPO)
@@ -517,13 +523,9 @@ def upgrade_target(
     changed["pipeline"]["maxParallelTrials"] = 3
     changed["mlflow"]["resources"]["limits"]["memory"] = "2Gi"
     values.write_text(yaml.safe_dump(changed, sort_keys=False))
-    retagged = []
-    for ref in sorted(kind_env.built):
-        repository, tag = ref.rsplit(":", 1)
-        new = f"{repository}:{tag.replace(str(CHART_APP_VERSION), meta['appVersion'], 1)}"
-        subprocess.run(["docker", "tag", ref, new], check=True, timeout=60)
-        retagged.append(new)
-    kind_env.load_images(retagged)
+    kind_env.tag_images(
+        {ref: images.retagged(ref, CHART_APP_VERSION, meta["appVersion"]) for ref in kind_env.built}
+    )
     gpu_values = chart / "ci" / "kind-fake-gpu-values.yaml"
     return UpgradeTarget(chart, values, gpu_values, meta["version"], meta["appVersion"])
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from trainyard import __version__
+
 log = logging.getLogger(__name__)
 
 ENV_VAR = "TRAINYARD_PLATFORM_CONFIG"
@@ -40,7 +42,7 @@ class GpuConfig:
 
 @dataclass(frozen=True)
 class TrainerConfig:
-    image: str = "trainyard/trainer:0.1.0"
+    image: str = f"trainyard/trainer:{__version__}"  # the chart sets it; this tree's build
     image_pull_policy: str = "IfNotPresent"
     namespace: str = "ml-training"
     service_account: str | None = None
