@@ -438,7 +438,7 @@ def test_trainer_pods_from_the_chart_platform_config_carry_the_gpu_settings() ->
     assert spec["affinity"] == gpu["affinity"]
     assert with_gpu["metadata"]["namespace"] == TRAINING_NAMESPACE
     assert spec["serviceAccountName"] == f"{RELEASE}-trainer"
-    assert {"secretRef": {"name": f"{RELEASE}-trainer-credentials"}} in base["envFrom"]
+    assert {"secretRef": {"name": f"{RELEASE}-trainer"}} in base["envFrom"]  # its own identity
     env = {e["name"]: e.get("value") for e in base["env"]}
     assert env["MLFLOW_TRACKING_URI"] == f"http://{RELEASE}-mlflow.{NAMESPACE}.svc:5000"
     assert env["AWS_ENDPOINT_URL_S3"] == f"http://{RELEASE}-seaweedfs.{NAMESPACE}.svc:8333"
@@ -469,7 +469,7 @@ def test_platform_json_follows_the_values() -> None:
     assert config["deadline_minutes"] == 240
     assert parse_platform(config).deadline_minutes == 240  # what the DAG reads
     assert platform_json(render_chart())["deadline_minutes"] == 0  # off unless set
-    assert config["trainer"]["env_from_secrets"] == [f"{RELEASE}-trainer-credentials", "hf-token"]
+    assert config["trainer"]["env_from_secrets"] == [f"{RELEASE}-trainer", "hf-token"]
     assert config["trainer"]["env"]["HF_HOME"] == "/tmp/hf"
     assert config["gpu"]["tolerations"] == [
         {"key": "sku", "operator": "Exists", "effect": "NoExecute"}

@@ -227,6 +227,8 @@ def test_model_server_takes_the_mlflow_port_from_the_mlflow_service(helm: str) -
 
 TOKEN_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 CREATE = f"kubectl -n {TRAINING_NAMESPACE} create secret generic {RELEASE}-trainer-credentials"
+# The Secret you create: without the chart's trainer identity (MinIO, external stores, opt-out).
+UNMANAGED: dict[str, Any] = {"global": {"training": {"identity": {"create": False}}}}
 
 
 def credentials_test_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
@@ -234,7 +236,7 @@ def credentials_test_pod(objects: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_helm_test_checks_the_trainer_credentials_secret(helm: str) -> None:
-    objects = render_chart(helm=helm)
+    objects = render_chart(UNMANAGED, helm=helm)
     pod = credentials_test_pod(objects)
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     # in the release namespace: `helm test --logs` reads logs only there
@@ -251,7 +253,9 @@ def test_helm_test_checks_the_trainer_credentials_secret(helm: str) -> None:
     assert env["CREATE_COMMAND"].startswith(CREATE)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_TRACKING_PASSWORD"):
         assert f"--from-literal={key}=" in env["CREATE_COMMAND"]
-    custom = render_chart({"training": {"credentialsSecretName": "my-creds"}}, helm=helm)
+    custom = render_chart(
+        {**UNMANAGED, "training": {"credentialsSecretName": "my-creds"}}, helm=helm
+    )
     assert env_of(credentials_test_pod(custom)["spec"]["containers"][0])[
         "CREATE_COMMAND"
     ].startswith(f"kubectl -n {TRAINING_NAMESPACE} create secret generic my-creds")
@@ -279,7 +283,7 @@ def test_credentials_check_fails_with_the_command_that_creates_the_secret(
     mode: str, says: str, tmp_path: Path
 ) -> None:
     """The test pod's script, run here against a fake API server answer."""
-    objects = render_chart()
+    objects = render_chart(UNMANAGED)
     scripts = one(objects, "ConfigMap", f"{RELEASE}-platform-scripts")["data"]
     script = tmp_path / "smoke_test.py"
     script.write_text(scripts["smoke_test.py"])
@@ -308,7 +312,7 @@ def test_credentials_check_fails_with_the_command_that_creates_the_secret(
 
 
 def test_notes_report_a_missing_trainer_credentials_secret(helm: str) -> None:
-    notes = render_notes(helm=helm)
+    notes = render_notes(UNMANAGED, helm=helm)
     assert f"MISSING:         Secret {RELEASE}-trainer-credentials" in notes
     assert CREATE in notes
 
@@ -421,6 +425,8 @@ def test_notes_confirm_an_existing_trainer_credentials_secret(helm: str, tmp_pat
                     NAMESPACE,
                     "--dry-run=server",
                     "--disable-openapi-validation",
+                    "--set",
+                    "global.training.identity.create=false",
                     "--show-only",
                     "templates/notes-rendered.yaml",
                 ],

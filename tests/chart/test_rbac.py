@@ -32,7 +32,7 @@ def sa(namespace: str, component: str) -> str:
 def expected_matrix(
     release_ns: str = NAMESPACE,
     training_ns: str = TRAINING_NAMESPACE,
-    credentials: str = f"{RELEASE}-trainer-credentials",
+    credentials: str = f"{RELEASE}-trainer",
     team_servers: tuple[str, ...] | list[str] = (),
 ) -> Matrix:
     matrix: Matrix = defaultdict(dict)
@@ -164,7 +164,7 @@ def test_only_the_credentials_test_reads_a_secret_and_only_one(helm: str) -> Non
         if resource == "secrets"
     }
     assert readers == {
-        (sa(NAMESPACE, "test-credentials"), TRAINING_NAMESPACE, f"{RELEASE}-trainer-credentials")
+        (sa(NAMESPACE, "test-credentials"), TRAINING_NAMESPACE, f"{RELEASE}-trainer")
     }
     without_tests = rendered_matrix(render_chart({"tests": {"enabled": False}}, helm=helm))
     assert (sa(NAMESPACE, "test-credentials"), TRAINING_NAMESPACE) not in without_tests

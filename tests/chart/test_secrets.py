@@ -41,6 +41,11 @@ GENERATED = {
     f"{RELEASE}-objectstore": {"access-key-id", "secret-access-key"},
     f"{RELEASE}-mlflow-auth": {"admin-password", "flask-secret-key"},
     f"{RELEASE}-airflow": {"admin-password", "jwt-secret", "api-secret-key"},
+    f"{RELEASE}-trainer-identity": {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "MLFLOW_TRACKING_PASSWORD",
+    },
 }
 DEFAULT_PASSWORDS = (
     "minioadmin",
@@ -63,9 +68,14 @@ def generated_secrets(objects: list[dict]) -> list[dict]:
 
 
 def without_generated_values(objects: list[dict]) -> list[dict]:
-    """The objects with the generated random values blanked (the ini embeds the admin password)."""
+    """The objects with the generated random values blanked (the ini embeds the admin password),
+    in the generated Secrets and in the copies the chart renders from them."""
     out = copy.deepcopy(objects)
-    for secret in generated_secrets(out):
+    copies = [
+        s for s in find(out, "Secret")
+        if (s["metadata"].get("annotations") or {}).get("trainyard.io/copy-of")
+    ]  # fmt: skip
+    for secret in [*generated_secrets(out), *copies]:
         for key in list(secret.get("data", {})):
             secret["data"][key] = "<generated>"
     return out

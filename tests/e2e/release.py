@@ -169,10 +169,21 @@ class InstalledRelease:
         secret = self.secret(self.name_of("Secret", "secrets", "airflow"))
         return self.values()["airflow"]["auth"]["adminUsername"], secret["admin-password"]
 
+    def trainer_identity_is_managed(self) -> bool:
+        """The chart made the trainer's own identity (global.training.identity, on SeaweedFS)."""
+        return bool(self.objects("Secret", "trainer-identity"))
+
+    def trainer_credentials(self) -> dict[str, str]:
+        """The variables trainer pods load (their Secret in the training namespace)."""
+        trainer = self.platform_config()["trainer"]
+        return self.kube.secret(trainer["namespace"], trainer["env_from_secrets"][0])
+
     def create_trainer_credentials(self) -> None:
-        """The Secret trainer pods load in the training namespace. The chart does not copy
-        credentials across namespaces (docs/gpu-clusters.md): an operator creates it after the
-        install, with the commands the docs give; this does the same through the API."""
+        """The Secret trainer pods load in the training namespace, where the chart does not
+        make their own identity (MinIO, an external store): an operator creates it after the
+        install with the command the docs give; this does the same through the API."""
+        if self.trainer_identity_is_managed():
+            return
         trainer = self.platform_config()["trainer"]
         access_key, secret_key = self.s3_credentials()
         user, password = self.mlflow_credentials()

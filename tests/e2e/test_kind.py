@@ -51,6 +51,7 @@ from .scenario import (
     wait_for_dag_gone,
 )
 from .timeline import worker_pods, write_run_tables
+from .trainer_rights import assert_trainer_rights, trainer_endpoints
 
 # Image builds, a cluster and an install come first; one journey takes minutes on kind.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3 * 3600)]
@@ -402,6 +403,17 @@ class TestCpuFallback:
         pods = recorder.snapshot()
         assert pods, f"no trainer pod was seen in {release.training_namespace}"
         assert_cpu_fallback(pods, node_names(kind_env))
+
+    def test_trainer_pods_hold_only_the_rights_of_their_job(
+        self, cpu_release: InstalledRelease
+    ) -> None:
+        """The journey's trainers ran on the chart's trainer identity: it reads the datasets,
+        writes under the work prefix and may not read Airflow's logs, delete a bucket, touch
+        the datasets, create buckets, move another model's alias or read MLflow's users."""
+        assert cpu_release.trainer_identity_is_managed()
+        endpoints = cpu_release.endpoints()
+        trainer = trainer_endpoints(endpoints, cpu_release.trainer_credentials())
+        assert_trainer_rights(endpoints, trainer, cpu_release.platform_config()["work_root"])
 
     def test_adding_and_removing_a_pipeline_leaves_the_others_alone(
         self, cpu_release: InstalledRelease, tmp_path: Path

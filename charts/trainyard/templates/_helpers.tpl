@@ -31,6 +31,19 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- define "trainyard.validate" -}}
 {{- $db := .Values.global.externalDatabase -}}
 {{- $store := .Values.global.objectStore -}}
+{{- if include "trainyard.trainerIdentity.managed" (dict "root" .) -}}
+{{- if .Values.training.credentialsSecretName -}}
+{{- fail (printf "training.credentialsSecretName is set (%s) while the chart creates the trainer identity (global.training.identity.create): set global.training.identity.create=false to give trainer pods your own Secret, or clear training.credentialsSecretName" .Values.training.credentialsSecretName) -}}
+{{- end -}}
+{{- $work := include "trainyard.trainerIdentity.workLocation" . -}}
+{{- $covered := false -}}
+{{- range $location := .Values.global.training.identity.write -}}
+{{- if or (eq $location $work) (hasPrefix (printf "%s/" $location) (printf "%s/" $work)) -}}{{- $covered = true -}}{{- end -}}
+{{- end -}}
+{{- if and .Values.global.training.identity.write (not $covered) -}}
+{{- fail (printf "global.training.identity.write (%s) does not cover %s, where trainer pods write each run's work and checkpoints (pipeline.workPrefix in the datasets bucket): add %s" (.Values.global.training.identity.write | join ", ") $work $work) -}}
+{{- end -}}
+{{- end -}}
 {{- if and (not .Values.postgresql.enabled) (not $db.host) -}}
 {{- fail "postgresql.enabled is false but global.externalDatabase.host is empty: set global.externalDatabase.host (and global.database.existingSecret) to use an external Postgres, or enable postgresql" -}}
 {{- end -}}
@@ -94,7 +107,11 @@ values key to fix. Included by platform-configmap.yaml, which every render conta
 {{- end -}}
 
 {{- define "trainyard.trainer.credentialsSecretName" -}}
+{{- if include "trainyard.trainerIdentity.managed" (dict "root" .) -}}
+{{- include "trainyard.fullname" (dict "root" . "component" "trainer") -}}
+{{- else -}}
 {{- .Values.training.credentialsSecretName | default (include "trainyard.fullname" (dict "root" . "component" "trainer-credentials")) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
@@ -205,4 +222,101 @@ last release read this ConfigMap too, and its loader refused keys it did not kno
 {{- end -}}
 {{- end -}}
 {{- toPrettyJson $config -}}
+{{- end -}}
+
+{{/*
+The pipelines' own MLflow experiments and registered models known at render time (the digits
+pipeline's, and the inline specs' with literal names), for the trainer user's grants. Specs in
+a team's ConfigMap are unknown here: their trainer makes (and so owns) their experiment and model.
+*/}}
+{{- define "trainyard.trainerIdentity.mlflowObjects" -}}
+{{- $experiments := list -}}
+{{- $models := list -}}
+{{- if .Values.global.pipelines.digits.enabled -}}
+{{- $experiments = append $experiments .Values.pipeline.experiment -}}
+{{- $models = append $models .Values.pipeline.modelName -}}
+{{- end -}}
+{{- range $key := keys .Values.global.pipelines.specs | sortAlpha -}}
+{{- $model := (index $.Values.global.pipelines.specs $key).model | default dict -}}
+{{- $name := toString ($model.name | default "") -}}
+{{- $experiment := toString ($model.experiment | default (printf "trainyard-%s" $name)) -}}
+{{- if and $name (not (contains "${" $name)) -}}{{- $models = append $models $name -}}{{- end -}}
+{{- if and $name (not (contains "${" $experiment)) -}}{{- $experiments = append $experiments $experiment -}}{{- end -}}
+{{- end -}}
+{{- toJson (dict "experiments" ($experiments | uniq) "models" ($models | uniq)) -}}
+{{- end -}}
+
+{{/* The pod of the Job that makes the trainer's MLflow user (trainer-identity.yaml). */}}
+{{- define "trainyard.trainerIdentity.podTemplate" -}}
+{{- $objects := include "trainyard.trainerIdentity.mlflowObjects" . | fromJson }}
+metadata:
+  labels:
+    {{- include "trainyard.platform.labels" (dict "root" . "component" "trainer-user") | nindent 4 }}
+spec:
+  restartPolicy: OnFailure
+  serviceAccountName: {{ include "trainyard.platform.fullname" . }}
+  automountServiceAccountToken: false
+  {{- include "trainyard.imagePullSecrets" (dict "root" .) | nindent 2 }}
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  containers:
+    - name: trainer-user
+      image: {{ include "trainyard.toolsImage" . | quote }}
+      imagePullPolicy: {{ .Values.toolsImage.pullPolicy }}
+      command: ["python", "/scripts/ensure_trainer_user.py"]
+      env:
+        - name: MLFLOW_URL
+          value: {{ printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" . "component" "mlflow")) .Values.mlflow.service.port | quote }}
+        - name: ADMIN_USERNAME
+          value: {{ .Values.mlflow.auth.adminUsername | quote }}
+        - name: ADMIN_PASSWORD
+          valueFrom:
+            secretKeyRef:
+              name: {{ .Values.mlflow.auth.existingSecret | default (include "trainyard.fullname" (dict "root" . "component" "mlflow-auth")) | quote }}
+              key: admin-password
+        - name: TRAINER_USERNAME
+          value: {{ .Values.global.training.identity.mlflowUsername | quote }}
+        - name: TRAINER_PASSWORD
+          valueFrom:
+            secretKeyRef:
+              name: {{ include "trainyard.trainerIdentity.secretName" (dict "root" .) | quote }}
+              key: MLFLOW_TRACKING_PASSWORD
+        - name: EXPERIMENTS
+          value: {{ toJson $objects.experiments | quote }}
+        - name: MODELS
+          value: {{ toJson $objects.models | quote }}
+        - name: WAIT_TIMEOUT_SECONDS
+          value: {{ .Values.bucketInit.activeDeadlineSeconds | quote }}
+        - name: HOME
+          value: /tmp
+      resources:
+        {{- toYaml .Values.bucketInit.resources | nindent 8 }}
+      securityContext:
+        {{- toYaml .Values.securityContext | nindent 8 }}
+      volumeMounts:
+        - name: scripts
+          mountPath: /scripts
+          readOnly: true
+        - name: tmp
+          mountPath: /tmp
+  volumes:
+    - name: tmp
+      emptyDir: {}
+    - name: scripts
+      configMap:
+        name: {{ include "trainyard.fullname" (dict "root" . "component" "platform-scripts") }}
+        defaultMode: 0444
+{{- end -}}
+
+{{/* Where trainer pods write each run's work and checkpoints: <datasets bucket>/<workPrefix>. */}}
+{{- define "trainyard.trainerIdentity.workLocation" -}}
+{{- printf "%s/%s" .Values.global.objectStore.buckets.datasets (.Values.pipeline.workPrefix | trimAll "/") -}}
+{{- end -}}
+
+{{/* The trainer identity's read and write lists, the empty ones derived (a JSON object). */}}
+{{- define "trainyard.trainerIdentity.locations" -}}
+{{- $identity := .Values.global.training.identity -}}
+{{- $read := $identity.read | default (list .Values.global.objectStore.buckets.datasets) -}}
+{{- $write := $identity.write | default (list (include "trainyard.trainerIdentity.workLocation" .)) -}}
+{{- toJson (dict "read" $read "write" $write) -}}
 {{- end -}}
