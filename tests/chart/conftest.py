@@ -143,6 +143,15 @@ def render_error(values: dict[str, Any], helm: str = "helm3", **kwargs: Any) -> 
     return str(info.value)
 
 
+def platform_script(name: str, folder: Path) -> Path:
+    """A script of the platform-scripts ConfigMap as Helm renders it, written into `folder`:
+    the Jobs' and helm tests' code, run by the integration tests as the pods run it."""
+    (configmap,) = render_chart(show_only=["templates/platform-scripts-configmap.yaml"])
+    path = folder / name
+    path.write_text(configmap["data"][name])
+    return path
+
+
 def render_notes(values: dict[str, Any] | None = None, helm: str = "helm3") -> str:
     """NOTES.txt as `helm install` would print it (helm template skips NOTES, so render a copy)."""
     import shutil  # noqa: PLC0415

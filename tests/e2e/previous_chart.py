@@ -15,12 +15,14 @@ with `git archive` (the committed tree only, nothing from the working tree).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,9 +59,10 @@ def changelog_entries(repo: Path) -> dict[str, str]:
     return {m["version"]: m["state"] for m in _ENTRY.finditer((repo / CHANGELOG).read_text())}
 
 
-def working_tree_id(repo: Path) -> str:
-    """The git tree id charts/trainyard would have if the working tree were committed now
-    (untracked files included, ignored ones not), via a throw-away index."""
+@contextlib.contextmanager
+def throwaway_index(repo: Path) -> Iterator[Callable[..., str]]:
+    """A `git` of `repo` whose index is a temporary file: the working tree can be staged and
+    read as git would commit it, without touching the real index."""
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
 
@@ -67,11 +70,18 @@ def working_tree_id(repo: Path) -> str:
             return subprocess.run(
                 ["git", "-C", str(repo), *args],
                 capture_output=True, text=True, check=True, timeout=60, env=env,
-            ).stdout.strip()  # fmt: skip
+            ).stdout  # fmt: skip
 
+        yield git
+
+
+def working_tree_id(repo: Path) -> str:
+    """The git tree id charts/trainyard would have if the working tree were committed now
+    (untracked files included, ignored ones not)."""
+    with throwaway_index(repo) as git:
         git("read-tree", "--empty")
         git("add", "--all", "--", CHART_PATH)
-        return git("write-tree", f"--prefix={CHART_PATH}/")
+        return git("write-tree", f"--prefix={CHART_PATH}/").strip()
 
 
 def last_release(repo: Path) -> PreviousChart:

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 import yaml
 from packaging.version import Version
 
-from .previous_chart import CHART_PATH
+from .previous_chart import CHART_PATH, throwaway_index
 
 DOCKERIGNORE = ".dockerignore"
 BUILD_SCRIPT = "scripts/build-images"
@@ -53,15 +51,7 @@ def image_inputs_id(repo: Path, rev: str | None = None) -> str:
     or in the working tree as it would be committed now (untracked files included, ignored
     ones not)."""
     paths = image_inputs(repo)
-    with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-
-        def git(*args: str) -> str:
-            return subprocess.run(
-                ["git", "-C", str(repo), *args],
-                capture_output=True, text=True, check=True, timeout=60, env=env,
-            ).stdout  # fmt: skip
-
+    with throwaway_index(repo) as git:
         if rev is None:
             git("read-tree", "--empty")
             git("add", "--all", "--", *paths)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.conftest import render_chart
+from tests.chart.conftest import platform_script
 from tests.conftest import Services
 
 pytestmark = pytest.mark.integration
@@ -26,10 +26,7 @@ OLD_SCRIPT = Path(__file__).with_name("data") / "create_buckets_0_3.py"
 
 @pytest.fixture(scope="module")
 def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    (configmap,) = render_chart(show_only=["templates/platform-scripts-configmap.yaml"])
-    path = tmp_path_factory.mktemp("bucket-init") / "create_buckets.py"
-    path.write_text(configmap["data"]["create_buckets.py"])
-    return path
+    return platform_script("create_buckets.py", tmp_path_factory.mktemp("bucket-init"))
 
 
 def run_script(

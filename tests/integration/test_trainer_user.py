@@ -23,7 +23,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.server.auth.client import AuthServiceClient
 from mlflow.tracking import MlflowClient
 
-from tests.chart.conftest import render_chart
+from tests.chart.conftest import platform_script
 
 pytestmark = pytest.mark.integration
 
@@ -95,10 +95,7 @@ def as_user(user: str, password: str) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    (configmap,) = render_chart(show_only=["templates/platform-scripts-configmap.yaml"])
-    path = tmp_path_factory.mktemp("trainer-user") / "ensure_trainer_user.py"
-    path.write_text(configmap["data"]["ensure_trainer_user.py"])
-    return path
+    return platform_script("ensure_trainer_user.py", tmp_path_factory.mktemp("trainer-user"))
 
 
 def run_script(
