@@ -72,7 +72,10 @@ def assert_trainer_rights(endpoints: Endpoints, trainer: Endpoints, work_root: s
     with mlflow_credentials(endpoints) as admin:
         champion = admin.get_model_version_by_alias(endpoints.model_name, "champion")
         admin.create_registered_model(other)
-        version = admin.create_model_version(other, champion.source, run_id=champion.run_id)
+        # A copy of the champion's version (the registry's own source form).
+        version = admin.create_model_version(
+            other, f"models:/{endpoints.model_name}/{champion.version}"
+        )
         admin.set_registered_model_alias(other, "champion", version.version)
     with mlflow_credentials(trainer) as client:
         mlflow_outcomes = {
