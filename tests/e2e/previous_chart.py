@@ -102,7 +102,7 @@ def release_commit(repo: Path, release: Release) -> PreviousChart:
     ).stdout.strip()  # fmt: skip
     if with_tag and _tree_at(repo, with_tag) == release.tree:
         return PreviousChart(release.version, with_tag, f"release tag {tag}")
-    for commit in _git(repo, "rev-list", "HEAD", "--", CHART_PATH).split():
+    for commit in git_output(repo, "rev-list", "HEAD", "--", CHART_PATH).split():
         if _tree_at(repo, commit) == release.tree:
             return PreviousChart(
                 release.version, commit, f"release {release.version} ({commit[:12]})"
@@ -114,7 +114,7 @@ def release_commit(repo: Path, release: Release) -> PreviousChart:
 
 def _tree_at(repo: Path, commit: str) -> str | None:
     try:
-        return _git(repo, "rev-parse", f"{commit}:{CHART_PATH}").strip()
+        return git_output(repo, "rev-parse", f"{commit}:{CHART_PATH}").strip()
     except subprocess.CalledProcessError:
         return None
 
@@ -130,7 +130,7 @@ class NoPreviousReleaseError(Exception):
     pass
 
 
-def _git(repo: Path, *args: str) -> str:
+def git_output(repo: Path, *args: str) -> str:
     return subprocess.run(
         ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, timeout=60
     ).stdout
@@ -138,7 +138,7 @@ def _git(repo: Path, *args: str) -> str:
 
 def _version_at(repo: Path, rev: str) -> str | None:
     try:
-        text = _git(repo, "show", f"{rev}:{CHART_PATH}/Chart.yaml")
+        text = git_output(repo, "show", f"{rev}:{CHART_PATH}/Chart.yaml")
     except subprocess.CalledProcessError:
         return None
     version = (yaml.safe_load(text) or {}).get("version")
@@ -154,7 +154,7 @@ def find(repo: Path, current: str) -> PreviousChart:
             f"the working tree's chart version {current!r}: {exc}"
         ) from None
     # Commits that changed Chart.yaml, children before parents.
-    commits = _git(
+    commits = git_output(
         repo, "log", "--topo-order", "--format=%H", "HEAD", "--", f"{CHART_PATH}/Chart.yaml"
     ).split()
     newest_commit_of: dict[Version, int] = {}
@@ -174,7 +174,9 @@ def find(repo: Path, current: str) -> PreviousChart:
     version = max(newest_commit_of)
     for tag in (f"trainyard-{version}", f"v{version}"):
         try:
-            tagged = _git(repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}")
+            tagged = git_output(
+                repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"
+            )
         except subprocess.CalledProcessError:
             continue  # no such tag
         if _version_at(repo, tagged.strip()) == str(version):
@@ -183,14 +185,14 @@ def find(repo: Path, current: str) -> PreviousChart:
     # itself when the bump is not committed yet.
     index = newest_commit_of[version]
     rev = f"{commits[index - 1]}^" if index else "HEAD"
-    commit = _git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+    commit = git_output(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
     return PreviousChart(str(version), commit, f"commit {commit[:12]} (no release tag)")
 
 
 def at(repo: Path, rev: str) -> PreviousChart:
     """The chart at an explicit revision (--previous-chart)."""
     try:
-        commit = _git(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
+        commit = git_output(repo, "rev-parse", "--verify", f"{rev}^{{commit}}").strip()
     except subprocess.CalledProcessError:
         raise NoPreviousReleaseError(f"--previous-chart {rev}: no such git revision") from None
     version = _version_at(repo, commit)

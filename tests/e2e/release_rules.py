@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import yaml
 from packaging.version import Version
 
-from .previous_chart import CHART_PATH, throwaway_index
+from .previous_chart import CHART_PATH, git_output, throwaway_index
 
 DOCKERIGNORE = ".dockerignore"
 BUILD_SCRIPT = "scripts/build-images"
@@ -64,7 +63,7 @@ def image_inputs_id(repo: Path, rev: str | None = None) -> str:
 def chart_meta(repo: Path, rev: str | None = None) -> dict[str, Any]:
     """Chart.yaml of the chart, at `rev` or in the working tree."""
     path = f"{CHART_PATH}/Chart.yaml"
-    text = _show(repo, rev, path) if rev else (repo / path).read_text()
+    text = git_output(repo, "show", f"{rev}:{path}") if rev else (repo / path).read_text()
     meta: dict[str, Any] = yaml.safe_load(text)
     return meta
 
@@ -78,11 +77,10 @@ def default_values(repo: Path, rev: str | None = None) -> dict[str, Any]:
             for p in (repo / CHART_PATH).rglob("values.yaml")
         }
     else:
-        names = subprocess.run(
-            ["git", "-C", str(repo), "ls-tree", "-r", "--name-only", rev, "--", CHART_PATH],
-            capture_output=True, text=True, check=True, timeout=60,
-        ).stdout.split()  # fmt: skip
-        files = {n: _show(repo, rev, n) for n in names if n.endswith("/values.yaml")}
+        names = git_output(repo, "ls-tree", "-r", "--name-only", rev, "--", CHART_PATH).split()
+        files = {
+            n: git_output(repo, "show", f"{rev}:{n}") for n in names if n.endswith("/values.yaml")
+        }
     return {
         path: yaml.safe_load(text) or {}
         for path, text in files.items()
@@ -151,10 +149,3 @@ def _matches(pattern: str, version: Version) -> bool:
         major, minor = pattern[:-2].split(".")
         return (version.major, version.minor) == (int(major), int(minor))
     return Version(pattern) == version
-
-
-def _show(repo: Path, rev: str, path: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), "show", f"{rev}:{path}"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip

@@ -144,7 +144,7 @@ it). Non-secret only; credentials reach trainer pods as Secrets named in env_fro
   "AWS_DEFAULT_REGION" $store.region
   "AWS_REGION" $store.region -}}
 {{- if .Values.mlflow.enabled -}}
-{{- $_ := set $env "MLFLOW_TRACKING_URI" (printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" . "component" "mlflow")) .Values.mlflow.service.port) -}}
+{{- $_ := set $env "MLFLOW_TRACKING_URI" (include "trainyard.mlflow.url" .) -}}
 {{- end -}}
 {{- if .Values.serving.enabled -}}
 {{- /* Where the deploy step rolls out and smoke-tests the model server. */ -}}
@@ -249,50 +249,49 @@ a team's ConfigMap are unknown here: their trainer makes (and so owns) their exp
 {{/* The pod of the Job that makes the trainer's MLflow user (trainer-identity.yaml). */}}
 {{- define "trainyard.trainerIdentity.podTemplate" -}}
 {{- $objects := include "trainyard.trainerIdentity.mlflowObjects" . | fromJson }}
+{{- $env := dict "env" (list
+  (dict "name" "MLFLOW_URL" "value" (include "trainyard.mlflow.url" .))
+  (dict "name" "ADMIN_USERNAME" "value" .Values.mlflow.auth.adminUsername)
+  (dict "name" "ADMIN_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" (.Values.mlflow.auth.existingSecret | default (include "trainyard.fullname" (dict "root" . "component" "mlflow-auth"))) "key" "admin-password")))
+  (dict "name" "TRAINER_USERNAME" "value" .Values.global.training.identity.mlflowUsername)
+  (dict "name" "TRAINER_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" (include "trainyard.trainerIdentity.secretName" (dict "root" .)) "key" "MLFLOW_TRACKING_PASSWORD")))
+  (dict "name" "EXPERIMENTS" "value" (toJson $objects.experiments))
+  (dict "name" "MODELS" "value" (toJson $objects.models))) }}
+{{- include "trainyard.platformJob.podTemplate" (dict "root" . "component" "trainer-user" "script" "ensure_trainer_user.py" "env" (index $env "env" | toYaml | trim)) }}
+{{- end -}}
+
+{{/*
+The pod of a platform Job (bucket-init, trainer-user): a script of the platform-scripts
+ConfigMap, run in the tools image as the platform ServiceAccount without its token, retrying
+for bucketInit.activeDeadlineSeconds. Takes root, component, script and env (YAML list items).
+*/}}
+{{- define "trainyard.platformJob.podTemplate" -}}
+{{- $root := .root }}
 metadata:
   labels:
-    {{- include "trainyard.platform.labels" (dict "root" . "component" "trainer-user") | nindent 4 }}
+    {{- include "trainyard.platform.labels" (dict "root" $root "component" .component) | nindent 4 }}
 spec:
   restartPolicy: OnFailure
-  serviceAccountName: {{ include "trainyard.platform.fullname" . }}
+  serviceAccountName: {{ include "trainyard.platform.fullname" $root }}
   automountServiceAccountToken: false
-  {{- include "trainyard.imagePullSecrets" (dict "root" .) | nindent 2 }}
+  {{- include "trainyard.imagePullSecrets" (dict "root" $root) | nindent 2 }}
   securityContext:
-    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+    {{- toYaml $root.Values.podSecurityContext | nindent 4 }}
   containers:
-    - name: trainer-user
-      image: {{ include "trainyard.toolsImage" . | quote }}
-      imagePullPolicy: {{ .Values.toolsImage.pullPolicy }}
-      command: ["python", "/scripts/ensure_trainer_user.py"]
+    - name: {{ .component }}
+      image: {{ include "trainyard.toolsImage" $root | quote }}
+      imagePullPolicy: {{ $root.Values.toolsImage.pullPolicy }}
+      command: ["python", "/scripts/{{ .script }}"]
       env:
-        - name: MLFLOW_URL
-          value: {{ printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" . "component" "mlflow")) .Values.mlflow.service.port | quote }}
-        - name: ADMIN_USERNAME
-          value: {{ .Values.mlflow.auth.adminUsername | quote }}
-        - name: ADMIN_PASSWORD
-          valueFrom:
-            secretKeyRef:
-              name: {{ .Values.mlflow.auth.existingSecret | default (include "trainyard.fullname" (dict "root" . "component" "mlflow-auth")) | quote }}
-              key: admin-password
-        - name: TRAINER_USERNAME
-          value: {{ .Values.global.training.identity.mlflowUsername | quote }}
-        - name: TRAINER_PASSWORD
-          valueFrom:
-            secretKeyRef:
-              name: {{ include "trainyard.trainerIdentity.secretName" (dict "root" .) | quote }}
-              key: MLFLOW_TRACKING_PASSWORD
-        - name: EXPERIMENTS
-          value: {{ toJson $objects.experiments | quote }}
-        - name: MODELS
-          value: {{ toJson $objects.models | quote }}
+        {{- .env | nindent 8 }}
         - name: WAIT_TIMEOUT_SECONDS
-          value: {{ .Values.bucketInit.activeDeadlineSeconds | quote }}
+          value: {{ $root.Values.bucketInit.activeDeadlineSeconds | quote }}
         - name: HOME
           value: /tmp
       resources:
-        {{- toYaml .Values.bucketInit.resources | nindent 8 }}
+        {{- toYaml $root.Values.bucketInit.resources | nindent 8 }}
       securityContext:
-        {{- toYaml .Values.securityContext | nindent 8 }}
+        {{- toYaml $root.Values.securityContext | nindent 8 }}
       volumeMounts:
         - name: scripts
           mountPath: /scripts
@@ -304,9 +303,15 @@ spec:
       emptyDir: {}
     - name: scripts
       configMap:
-        name: {{ include "trainyard.fullname" (dict "root" . "component" "platform-scripts") }}
+        name: {{ include "trainyard.fullname" (dict "root" $root "component" "platform-scripts") }}
         defaultMode: 0444
 {{- end -}}
+
+{{/* MLflow's URL inside the cluster. */}}
+{{- define "trainyard.mlflow.url" -}}
+{{- printf "http://%s:%v" (include "trainyard.serviceHost" (dict "root" . "component" "mlflow")) .Values.mlflow.service.port -}}
+{{- end -}}
+
 
 {{/* Where trainer pods write each run's work and checkpoints: <datasets bucket>/<workPrefix>. */}}
 {{- define "trainyard.trainerIdentity.workLocation" -}}
