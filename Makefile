@@ -31,8 +31,12 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Two workers, whole files each (module fixtures start their services once), the kind tests
+# first: one worker spends most of the run waiting on the cluster while the other runs every
+# other file (README: "Test budget"). TEST_WORKERS=0 runs them one after another.
+TEST_WORKERS ?= 2
 test: lint typecheck tools
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 unit: venv
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)

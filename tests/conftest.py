@@ -60,6 +60,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(budget.TestTimes(), budget.PLUGIN_NAME)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The kind tests first, the rest in their order: `make test` runs files on two xdist
+    workers (--dist loadfile, in this order), and the longest file must start at once for the
+    other worker to run everything else beside it (README: "Test budget")."""
+    items.sort(key=lambda item: item.nodeid.partition("::")[0] != budget.KIND_TESTS)
+
+
 def unavailable(why: str) -> NoReturn:
     """A prerequisite of a test (Docker, the offline kind toolchain) is missing: a skip on a
     developer's machine, a failure in CI (`CI` set), where .ci/run provides all of them and a
