@@ -68,7 +68,9 @@ def bare_loop(workdir: Path, date: str, space: dict[str, list[Any]], epochs: int
     features = {"prepared": f"{root}/prepared", "output": f"{root}/features"}
     manifest = run_stage(stage_arguments("features", features), env)["manifest_url"]
     results = [
-        run_stage(["train", "--features", manifest, *grid.trial_arguments(t, epochs)], env)
+        run_stage(
+            ["train", "--features", manifest, "--epochs", str(epochs), *grid.option_flags(t)], env
+        )
         for t in grid.expand(space, 64)
     ]
     best = max(results, key=lambda r: r["val_accuracy"])

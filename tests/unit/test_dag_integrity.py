@@ -75,7 +75,7 @@ def test_param_defaults_are_the_trainers(dag):
     assert params["epochs"] == config.TrainConfig().epochs
     assert params["min_accuracy"] == config.DEFAULT_MIN_ACCURACY
     assert params["min_improvement"] == config.DEFAULT_MIN_IMPROVEMENT
-    grid.expand(params["search_space"], params["max_trials"])  # a valid grid
+    grid.expand(params["search_space"], params["max_trials"], config.SEARCHABLE)  # a valid grid
 
 
 def test_trials_read_the_manifest_url_from_the_features_task(dag):
@@ -98,7 +98,7 @@ def test_each_trial_is_labelled_by_its_hyperparameters(dag):
     """The map index label is the trial's, the same text as its MLflow run name."""
     from types import SimpleNamespace  # noqa: PLC0415
 
-    from trainyard.pipeline import grid  # noqa: PLC0415
+    from trainyard.pipeline import factory, grid  # noqa: PLC0415
 
     params = {"search_space": {"optimizer": ["adam", "sgd"], "lr": [0.1]}, "max_trials": 4}
     template = dag.get_template_env().from_string(dag.get_task("train").map_index_template)
@@ -106,7 +106,8 @@ def test_each_trial_is_labelled_by_its_hyperparameters(dag):
         template.render(params=params, ti=SimpleNamespace(map_index=index)) for index in (0, 1)
     ]
     assert labels == ["optimizer=adam lr=0.1", "optimizer=sgd lr=0.1"]
-    commands = grid.train_arguments(grid.expand(params["search_space"], 4), "m", "e", 1, "r")
+    trials = grid.expand(params["search_space"], 4)
+    commands = factory.trial_arguments(["--run-name", "${trial.label}"], trials, str, 1)
     assert labels == [command[command.index("--run-name") + 1] for command in commands]
 
 

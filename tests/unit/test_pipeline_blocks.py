@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from trainyard.pipeline import gate, grid, notifications, selection
+from trainyard.pipeline import factory, gate, grid, notifications, selection
 from trainyard.pipeline.platform import PlatformConfigError, load, parse
 from trainyard.pipeline.pod_tasks import PodTasks, stage_arguments
 
@@ -19,15 +19,15 @@ def test_grid_is_the_cartesian_product_in_stable_order():
         {"optimizer": "sgd", "lr": 0.1},
         {"optimizer": "sgd", "lr": 0.01},
     ]
-    args = grid.trial_arguments({"optimizer": "sgd", "lr": 0.1, "hidden": [64, 32]}, epochs=5)
-    assert args == ["--epochs", "5", "--optimizer", "sgd", "--lr", "0.1", "--hidden", "64,32"]
+    args = grid.option_flags({"optimizer": "sgd", "lr": 0.1, "hidden": [64, 32], "min_df": 2})
+    assert args == ["--optimizer", "sgd", "--lr", "0.1", "--hidden", "64,32", "--min-df", "2"]
 
 
 @pytest.mark.parametrize(
     ("space", "message"),
     [
         ({}, "search_space is empty"),
-        ({"learning_rate": [0.1]}, "unknown keys ['learning_rate']"),
+        ({"learning_rate": [0.1]}, "unknown keys ['learning_rate']; known: ['batch_size', 'lr']"),
         ({"lr": 0.1}, "search_space.lr: expected a non-empty list"),
         ({"lr": []}, "search_space.lr: expected a non-empty list"),
         ({"lr": [1, 2, 3], "batch_size": [1, 2, 3]}, "9 trials, more than max_trials=8"),
@@ -35,7 +35,13 @@ def test_grid_is_the_cartesian_product_in_stable_order():
 )
 def test_bad_search_spaces_are_named(space, message):
     with pytest.raises(grid.GridError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        grid.expand(space, max_trials=8)
+        grid.expand(space, max_trials=8, options=["lr", "batch_size"])
+
+
+def test_without_a_list_of_options_any_snake_case_name_is_one():
+    assert grid.expand({"min_df": [1, 2]}, max_trials=2) == [{"min_df": 1}, {"min_df": 2}]
+    with pytest.raises(grid.GridError, match=r"unknown keys \['Min-DF'\]; names are lower_snake"):
+        grid.expand({"Min-DF": [1]}, max_trials=2)
 
 
 def _trial(run_id, val):
@@ -224,21 +230,10 @@ def test_options_become_trainer_flags_in_order():
     ]
 
 
-def test_each_trial_gets_a_full_train_command():
+def test_each_trial_gets_the_train_stages_arguments_with_its_own_values():
     trials = grid.expand({"lr": [0.1, 0.2]}, max_trials=4)
-    commands = grid.train_arguments(trials, "s3://b/manifest.json", "exp", 3, "run-1")
-    assert commands[1] == [
-        "train",
-        "--features",
-        "s3://b/manifest.json",
-        "--experiment",
-        "exp",
-        "--run-name",
-        "lr=0.2",
-        "--tag",
-        "airflow.dag_run_id=run-1",
-        "--epochs",
-        "3",
-        "--lr",
-        "0.2",
-    ]
+    stage = ["train", "--run-name", "${trial.label}", "--checkpoint", "${trial.checkpoint}"]
+    lists = factory.trial_arguments(stage, trials, lambda i: f"s3://b/ckpt/{i:03d}.pt", 2)
+    assert lists[1] == [
+        "train", "--run-name", "lr=0.2", "--checkpoint", "s3://b/ckpt/001.pt", "--lr", "0.2",
+    ]  # fmt: skip

@@ -110,3 +110,12 @@ def test_no_import_cycle_between_trainyards_packages() -> None:
     except graphlib.CycleError as cycle:
         pytest.fail(f"import cycle between packages: {' -> '.join(cycle.args[1])}")
     assert order.index("trainyard.processes") < order.index("trainyard.standalone")
+
+
+def test_the_platform_imports_no_trainer() -> None:
+    """Pipeline building blocks, stages, the laptop runtime and the SDK import nothing of the
+    digits trainer: a team's pipeline runs without its code, and the Airflow image (which copies
+    only what the DAG imports) carries none of it."""
+    graph = package_imports()
+    assert "trainyard.sdk" in graph["trainyard.trainer"]  # the walk sees the trainer's imports
+    assert sorted(unit for unit, imported in graph.items() if "trainyard.trainer" in imported) == []

@@ -1,14 +1,19 @@
-"""The grid speaks the trainer's language: every command it emits parses with the trainer's own
-parser into the trial's values, so a wrong flag fails here and not as exit 2 inside a pod."""
+"""The shipped digits spec speaks its trainer's language: every train command the DAG builds from
+it (the spec's train arguments, then the trial's options, by the pipeline factory) parses with
+the trainer's own parser into the trial's values, so a wrong flag fails here and not as exit 2
+inside a pod."""
 
 from __future__ import annotations
 
 import argparse
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from trainyard.pipeline import grid
+from trainyard import spec
+from trainyard.pipeline import factory, grid
 from trainyard.trainer import config
 from trainyard.trainer.cli import build_parser
 
@@ -39,49 +44,49 @@ def _other_than_default(option: config.TrainOption) -> Any:
 
 
 SEARCHABLE = [option for option in config.TRAIN_OPTIONS if option.search]
+DIGITS = spec.load(Path(__file__).resolve().parents[2] / "dags" / "pipelines" / "digits.yaml")
+# The run's values in the spec's train arguments: every Jinja value (epochs, checkpoint_every,
+# the run id) is 7, every platform reference `${name}` but the trial's is `<name>`.
+JINJA, REFERENCE = re.compile(r"\{\{[^}]*\}\}"), re.compile(r"\$\{(?!trial\.)([^}]+)\}")
 
 
-def test_the_grid_options_are_the_searchable_train_config_fields():
-    assert list(grid.OPTIONS) == [option.name for option in SEARCHABLE]
-    assert {"optimizer", "lr", "batch_size", "hidden"} <= set(grid.OPTIONS)
+def digits_train_commands(trials: list[dict[str, Any]]) -> list[list[str]]:
+    """The train commands the digits DAG's generate_hyperparams builds for `trials`."""
+    arguments = [REFERENCE.sub(r"<\1>", JINJA.sub("7", a)) for a in DIGITS.train.args]
+    return factory.trial_arguments(arguments, trials, lambda i: f"s3://ckpt/{i:03d}.pt", 1)
+
+
+def test_the_specs_options_are_the_searchable_train_config_fields():
+    assert DIGITS.search_options == [option.name for option in SEARCHABLE]
+    assert {"optimizer", "lr", "batch_size", "hidden"} <= set(DIGITS.search_options)
     flags = set(_train_parser()._option_string_actions)
     # Exact spellings: argparse would also accept an abbreviation of a flag.
-    assert {*grid.OPTIONS.values(), config.flag("epochs")} <= flags
+    assert {*map(grid.flag, DIGITS.search_options), config.flag("epochs")} <= flags
 
 
 @pytest.mark.parametrize("option", SEARCHABLE, ids=lambda option: option.name)
 def test_each_grid_option_parses_into_the_trial_value(option: config.TrainOption):
     value = _other_than_default(option)
-    trials = grid.expand({option.name: [value]}, max_trials=1)
-    [command] = grid.train_arguments(
-        trials,
-        "s3://datasets/runs/manifest.json",
-        "exp",
-        7,
-        "manual__2026-11-20",
-        processes=2,
-        checkpoint_root="s3://datasets/runs/checkpoints/",
-        checkpoint_every=3,
-    )
+    trials = grid.expand({option.name: [value]}, max_trials=1, options=DIGITS.search_options)
+    [command] = digits_train_commands(trials)
     assert command[0] == "train"
     parsed = vars(build_parser().parse_args(command))
     settings = config.TrainConfig.from_options(parsed)
     expected = tuple(value) if isinstance(value, list) else value
     assert getattr(settings, option.name) == expected
     assert settings == config.TrainConfig(**{option.name: expected, "epochs": 7})
-    assert parsed["features"] == "s3://datasets/runs/manifest.json"
-    assert parsed["experiment"] == "exp"
+    assert parsed["features"] == "<stages.features.manifest_url>"
+    assert parsed["experiment"] == "<experiment>"
     assert parsed["run_name"] == grid.trial_label(trials[0])
-    assert parsed["tag"] == ["airflow.dag_run_id=manual__2026-11-20"]
-    assert parsed["processes"] == 2
-    assert parsed["checkpoint"] == "s3://datasets/runs/checkpoints/trial-000.pt"
-    assert parsed["checkpoint_every"] == 3
+    assert parsed["tag"] == ["airflow.dag_run_id=7"]
+    assert parsed["checkpoint"] == "s3://ckpt/000.pt"
+    assert parsed["checkpoint_every"] == 7
 
 
 def test_a_whole_grid_parses_trial_by_trial():
     space = {"optimizer": ["adam", "sgd"], "lr": [0.01], "hidden": [[32], [64, 32]]}
     trials = grid.expand(space, max_trials=4)
-    commands = grid.train_arguments(trials, "file:///m.json", "exp", 2, "run-1")
+    commands = digits_train_commands(trials)
     parsed = [config.TrainConfig.from_options(vars(build_parser().parse_args(c))) for c in commands]
     assert [(p.optimizer, p.lr, p.hidden) for p in parsed] == [
         ("adam", 0.01, (32,)),

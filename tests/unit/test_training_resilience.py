@@ -7,37 +7,24 @@ import pytest
 import torch
 
 from trainyard.errors import UserError
-from trainyard.pipeline import grid
 from trainyard.pipeline.platform import PlatformConfigError, parse
 from trainyard.trainer import checkpoint
 from trainyard.trainer.config import TrainConfig
 from trainyard.trainer.distributed import check_processes
+
+from .test_trainer_interface import digits_train_commands
 
 pytestmark = pytest.mark.unit
 
 TRIALS = [{"lr": 0.1}, {"lr": 0.2}]
 
 
-def test_train_commands_carry_processes_and_one_checkpoint_per_trial():
-    commands = grid.train_arguments(
-        TRIALS,
-        "s3://b/manifest.json",
-        "exp",
-        3,
-        "run-1",
-        processes=8,
-        checkpoint_root="s3://datasets/runs/2026-11-20/run-1/checkpoints/",
-        checkpoint_every=2,
-    )
-    assert commands[1][-6:] == [
-        "--processes", "8",
-        "--checkpoint", "s3://datasets/runs/2026-11-20/run-1/checkpoints/trial-001.pt",
-        "--checkpoint-every", "2",
-    ]  # fmt: skip
-    assert commands[0][commands[0].index("--checkpoint") + 1].endswith("/trial-000.pt")
-    # One GPU, no checkpoint root: today's command.
-    plain = grid.train_arguments(TRIALS, "s3://b/manifest.json", "exp", 3, "run-1")
-    assert "--processes" not in plain[0] and "--checkpoint" not in plain[0]
+def test_each_trial_of_the_digits_dag_checkpoints_to_its_own_url():
+    commands = digits_train_commands(TRIALS)
+    checkpoints = [c[c.index("--checkpoint") + 1] for c in commands]
+    assert checkpoints == ["s3://ckpt/000.pt", "s3://ckpt/001.pt"]
+    # Processes come from TRAINYARD_PROCESSES (the pod's GPUs), not a flag of the spec's.
+    assert "--processes" not in commands[0]
 
 
 @pytest.mark.parametrize(

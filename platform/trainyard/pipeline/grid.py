@@ -7,12 +7,13 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from trainyard.trainer.config import SEARCHABLE, flag
-
-# Search-space keys and the trainer options they become: TrainConfig's searchable fields.
-OPTIONS = {name: flag(name) for name in SEARCHABLE}
 # Any trainer's option name (a pipeline spec's search space): `--<name>` with dashes.
 OPTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def flag(name: str) -> str:
+    """`batch_size` → `--batch-size`: how a search-space key reaches the train stage."""
+    return "--" + name.replace("_", "-")
 
 
 class GridError(ValueError):
@@ -22,10 +23,10 @@ class GridError(ValueError):
 def expand(
     search_space: dict[str, list[Any]],
     max_trials: int,
-    options: Iterable[str] | None = tuple(OPTIONS),
+    options: Iterable[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Cartesian product of the search space, in a stable order. `options`: the names it may
-    use (default the digits trainer's); None: any option name."""
+    use (a pipeline spec's `search.options`); None: any lower_snake_case name."""
     if not search_space:
         raise GridError("search_space is empty")
     known = None if options is None else sorted(options)
@@ -49,11 +50,6 @@ def expand(
     return trials
 
 
-def trial_arguments(trial: dict[str, Any], epochs: int) -> list[str]:
-    """The `train` stage options of one trial."""
-    return [flag("epochs"), str(epochs), *option_flags(trial)]
-
-
 def option_flags(trial: dict[str, Any]) -> list[str]:
     """`{"batch_size": 32, "hidden": [64, 32]}` → `--batch-size 32 --hidden 64,32`."""
     args = []
@@ -63,50 +59,12 @@ def option_flags(trial: dict[str, Any]) -> list[str]:
     return args
 
 
-def train_arguments(
-    trials: list[dict[str, Any]],
-    manifest_url: str,
-    experiment: str,
-    epochs: int,
-    dag_run_id: str,
-    *,
-    processes: int = 1,
-    checkpoint_root: str | None = None,
-    checkpoint_every: int = 1,
-) -> list[list[str]]:
-    """One full `train` argument list per trial: what the mapped training task expands over.
-
-    `processes` > 1: data-parallel training on that many devices (the pod's GPU count).
-    `checkpoint_root`: each trial checkpoints to `<root>/trial-<index>.pt` every
-    `checkpoint_every` epochs, and a retry of the trial resumes from it.
-    """
-    commands = []
-    for index, trial in enumerate(trials):
-        command = [
-            "train",
-            "--features", manifest_url,
-            "--experiment", experiment,
-            "--run-name", trial_label(trial),
-            "--tag", f"airflow.dag_run_id={dag_run_id}",
-            *trial_arguments(trial, epochs),
-        ]  # fmt: skip
-        if processes != 1:
-            command += ["--processes", str(processes)]
-        if checkpoint_root:
-            command += [
-                "--checkpoint", f"{checkpoint_root.rstrip('/')}/trial-{index:03d}.pt",
-                "--checkpoint-every", str(checkpoint_every),
-            ]  # fmt: skip
-        commands.append(command)
-    return commands
-
-
 def trial_label(trial: dict[str, Any]) -> str:
     """`optimizer=adam lr=0.001`: the trial's MLflow run name and its mapped task's label."""
     return " ".join(f"{k}={v}" for k, v in trial.items())
 
 
 def trial_labels(search_space: dict[str, list[Any]], max_trials: int) -> list[str]:
-    """The labels of the grid's trials, in the order `train_arguments` lists them (only the
-    order matters here: the run's generate_hyperparams checked the option names)."""
+    """The labels of the grid's trials, in the order the run's generate_hyperparams lists them
+    (only the order matters here: that task checked the option names)."""
     return [trial_label(trial) for trial in expand(search_space, max_trials, None)]
