@@ -1,6 +1,7 @@
-"""Which object store a release runs, on a real API server (issue 23): an upgrade from the last
-release (0.3.0, whose implicit default was MinIO) keeps its MinIO StatefulSet and its claim,
-and a new install gets SeaweedFS.
+"""Which object store a release runs, on a real API server (issue 23): an upgrade from release
+0.3.0 (the last whose implicit default was MinIO; pinned, so that cutting a later release does
+not turn this into an upgrade between two SeaweedFS releases) keeps its MinIO StatefulSet and its
+claim, and a new install gets SeaweedFS.
 
 No `--wait`: KWOK nodes run no containers and nothing here needs a pod to be ready; what counts
 is what Helm and the controllers do to the objects. The detection itself (`lookup` of the
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.cluster
 # Trainer pods in the release namespace: no training Namespace object shared between releases.
 VALUES: dict[str, Any] = {"global": {"training": {"namespace": ""}}}
 ARCHIVED = "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+MINIO_RELEASE = "0.3.0"
 
 
 def helm(release: HelmRelease, action: str, chart: Path) -> str:
@@ -67,10 +69,11 @@ def stores(apps: client.AppsV1Api, namespace: str) -> dict[str, client.V1Statefu
     return {s.metadata.labels["app.kubernetes.io/name"]: s for s in found}
 
 
-def test_upgrade_from_the_last_release_keeps_minio_and_its_claim(
+def test_upgrade_from_the_last_minio_release_keeps_minio_and_its_claim(
     kwok_cluster: KwokCluster, api: client.ApiClient, tmp_path: Path
 ) -> None:
-    previous = previous_chart.last_release(REPO)
+    [minio] = [r for r in previous_chart.releases(REPO) if r.version == MINIO_RELEASE]
+    previous = previous_chart.release_commit(REPO, minio)
     old_chart = previous_chart.export(REPO, previous, tmp_path)
     name = "ty-minio-kept"
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
