@@ -31,10 +31,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-# Two workers, whole files each (module fixtures start their services once), the kind tests
-# first: one worker spends most of the run waiting on the cluster while the other runs every
-# other file (README: "Test budget"). TEST_WORKERS=0 runs them one after another.
-TEST_WORKERS ?= 2
+# On 4 cores or more: two workers, whole files each (module fixtures start their services once),
+# the kind tests first, so one worker waits on the cluster while the other runs every other
+# file. On 2 cores (CI) one after another: the kind tests are CPU-bound, and beside the other
+# tests both took twice as long (README: "Test budget"). TEST_WORKERS=N overrides.
+TEST_WORKERS ?= $(shell [ "$$(nproc)" -ge 4 ] && echo 2 || echo 0)
 test: lint typecheck tools
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 

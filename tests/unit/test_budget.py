@@ -43,7 +43,9 @@ def test_times_add_up_by_file_and_by_kind_class() -> None:
     }
     lines = recorded.table()
     assert lines[0].startswith("tests/e2e/test_kind.py::TestUpgrade")
-    assert "22.2 min" in lines[-2] and "kind tests" in lines[-2]
+    assert "22.2 min" in lines[-3] and "kind tests" in lines[-3]
+    assert "22.2 min" in lines[-2] and "all tests (sum)" in lines[-2]
+    assert lines[-1].startswith("wall clock")  # workers overlap: the sum is not the run's time
 
 
 def test_the_budget_check_names_each_class_once_over() -> None:
