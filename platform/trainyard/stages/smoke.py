@@ -77,8 +77,12 @@ def smoke_test(url: str, example: SmokeExample, timeout_s: float = 60, attempts:
         except requests.RequestException as exc:
             raise ServingError(f"smoke test: {url}/invocations unreachable: {exc}") from exc
     if response.status_code != 200:
+        # Who answered: MLflow's scoring server says uvicorn; a lasting bare 404 on kind (issue
+        # 22's flaky team smoke test) had no other trace once the rollback removed the pod.
+        server = response.headers.get("server", "no Server header")
         raise ServingError(
-            f"smoke test: {url}/invocations answered {response.status_code}: {response.text[:300]}"
+            f"smoke test: {url}/invocations answered {response.status_code} ({server}): "
+            f"{response.text[:300]}"
         )
     try:
         predictions = response.json()["predictions"]
