@@ -2,12 +2,14 @@
 
 import contextlib
 import os
+import re
 from pathlib import Path
 
-# The trainer's one line on stderr: "trainyard.trainer <stage>: error: <what>". The laptop's
-# pod operator and the failure alerts find it in a stage's output by these.
-ERROR_PREFIX = "trainyard.trainer "
+# A stage's one line on stderr: "<program> <stage>: error: <what>" (`trainyard.stages deploy`,
+# `trainyard.trainer validate`). The laptop's pod operator and the failure alerts find it in a
+# stage's output by these.
 ERROR_MARK = ": error: "
+ERROR_LINE = re.compile(r"^[\w.-]+ [\w-]+: error: ")
 
 
 # Where a Kubernetes container's termination message goes (the container's default
@@ -16,8 +18,8 @@ ERROR_MARK = ": error: "
 TERMINATION_LOG = "/dev/termination-log"
 
 
-def error_line(stage: str, error: object) -> str:
-    return f"{ERROR_PREFIX}{stage}{ERROR_MARK}{error}"
+def error_line(program: str, stage: str, error: object) -> str:
+    return f"{program} {stage}{ERROR_MARK}{error}"
 
 
 def report_termination(line: str) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from trainyard.errors import ERROR_MARK, ERROR_PREFIX, UserError
+from trainyard.errors import ERROR_LINE, UserError
 from trainyard.sdk.result import RETURN_FILE
 
 # Output lines kept for the error of a stage that failed without its one-line error.
@@ -100,7 +100,7 @@ class StageProcess:
                     on_output(line)
                     tail.append(line)
                     # The stage's own one-line error names the problem; the exit code does not.
-                    if line.startswith(ERROR_PREFIX) and ERROR_MARK in line:
+                    if ERROR_LINE.match(line):
                         error = line.strip()
                 code = process.wait()
             finally:

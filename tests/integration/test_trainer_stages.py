@@ -222,9 +222,9 @@ def test_gate_deploy_and_rollback_with_aliases(stage, platform_stage, trials, cl
     # A retried deploy of the rolled-back run is refused in one line; champion stays.
     refused = stage(*promote)
     assert refused.returncode == 1 and not refused.xcom_file.exists()
-    [line] = [x for x in refused.stderr.splitlines() if x.startswith("trainyard.trainer")]
+    [line] = [x for x in refused.stderr.splitlines() if x.startswith("trainyard.stages")]
     assert line == (
-        f"trainyard.trainer deploy: error: {MODEL} v{second['version']} was rolled back before "
+        f"trainyard.stages deploy: error: {MODEL} v{second['version']} was rolled back before "
         "(trainyard.rolled_back=true): not promoting it again; trigger the run with "
         "force_deploy=true to override"
     )
@@ -424,6 +424,6 @@ def test_deploy_refuses_a_model_without_an_input_example_when_a_server_is_config
     )  # fmt: skip
     assert refused.returncode == 1 and not refused.xcom_file.exists()
     assert (
-        f"trainyard.trainer deploy: error: model {logged.model_uri} was logged without an input "
+        f"trainyard.stages deploy: error: model {logged.model_uri} was logged without an input "
         "example, which the model server's smoke test sends: log it with input_example="
     ) in refused.stderr

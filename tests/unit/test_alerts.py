@@ -17,7 +17,7 @@ from trainyard.pipeline.platform import PlatformConfigError, parse
 pytestmark = pytest.mark.unit
 
 ROLLED_BACK = (
-    "trainyard.trainer deploy: error: local model server at http://127.0.0.1:5001 failed with "
+    "trainyard.stages deploy: error: local model server at http://127.0.0.1:5001 failed with "
     "v3: smoke test: 32 rows answered wrongly; rolled back: champion is v2 again and served"
 )
 

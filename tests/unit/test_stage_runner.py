@@ -53,6 +53,16 @@ def test_without_a_one_line_error_the_output_tail_is_the_error():
     assert str(failed.value).endswith("RuntimeError: boom")
 
 
+def test_any_programs_one_line_error_is_found_in_its_output():
+    """`<program> <stage>: error: <what>` from any trainer (a team's script, not only
+    trainyard's CLIs); an exception's `Type: error: ...` is not one."""
+    line = "train.py train: error: the data has no rows"
+    script = f"import sys; print('ValueError: error: x'); print({line!r}, file=sys.stderr); exit(1)"
+    with pytest.raises(StageExitError) as failed:
+        StageProcess([sys.executable, "-c", script], {}).run()
+    assert failed.value.error_line == line
+
+
 def test_terminate_stops_the_stage_and_what_it_started():
     stage, lines = StageProcess(WITH_A_CHILD, {}), []
     outcome: list[BaseException] = []

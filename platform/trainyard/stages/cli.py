@@ -90,6 +90,8 @@ def stage_parser(
         help="where return.json goes (default: $XCOM_DIR or /airflow/xcom)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING"])
+    # Its error lines name the program: `trainyard.stages deploy: error: ...`.
+    parser.set_defaults(program=prog.removeprefix("python -m "))
     return parser, parser.add_subparsers(dest="stage", required=True, metavar="stage")
 
 
@@ -108,7 +110,7 @@ def run_stage(
     try:
         result = stages[args.stage](args)
     except errors as exc:
-        line = error_line(args.stage, exc)
+        line = error_line(args.program, args.stage, exc)
         print(line, file=sys.stderr)
         report_termination(line)
         return 1
