@@ -4,18 +4,19 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Pinned: laptops and CI take the CPU wheel of this exact version; GPU images the CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml examples/digits/pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
 .PHONY: all venv tools test lint typecheck unit integration chart cluster images e2e-kind demo bench clean
 
 all: test
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/digits/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch first and alone: with the pin satisfied, nothing later pulls another build.
 	$(BIN)/python -m pip install $(TORCH_SPEC)
-	$(BIN)/python -m pip install -e '.[dev]'
+	# The package, and the shipped pipeline's trainer (its own distribution, like a team's).
+	$(BIN)/python -m pip install -e '.[dev]' -e examples/digits
 	rm -f $(VENV)/.installed-* && touch $@
 
 venv: $(STAMP)

@@ -3,7 +3,7 @@
     python benchmarks/ddp_throughput.py [--processes N] [--device auto|cpu|cuda]
                                         [--batch-size 256] [--hidden 1024,1024] [--epochs 20]
 
-Runs the real `train` stage (`trainyard.trainer.train.train`: per-epoch validation,
+Runs the real `train` stage (`digits.train.train`: per-epoch validation,
 MLflow logging to a local SQLite store, the model logged at the end) once with one
 process and once with N DistributedDataParallel processes (NCCL on GPUs, one per GPU;
 gloo on CPU), same data, seed and global batch, and prints samples/s of the training
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from trainyard.trainer import data, features, preprocess
-from trainyard.trainer.config import TrainConfig
-from trainyard.trainer.train import resolve_device
+from digits import data, features, preprocess
+from digits.config import TrainConfig
+from digits.train import resolve_device
 
 
 def main() -> int:
@@ -46,7 +46,7 @@ def main() -> int:
     raw = data.publish(str(workdir), dt.date(2026, 11, 20).isoformat())["data_url"]
     prepared = preprocess.preprocess(str(raw), str(workdir / "prepared"))["output_url"]
     manifest_url = features.build_features(prepared, str(workdir / "features"))["manifest_url"]
-    from trainyard.trainer.train import train  # noqa: PLC0415 - after the tracking URI is set
+    from digits.train import train  # noqa: PLC0415 - after the tracking URI is set
 
     config = TrainConfig(
         epochs=args.epochs,

@@ -2,7 +2,7 @@
 
     python benchmarks/trainer_throughput.py [--device auto|cpu|cuda] [--batch-sizes 32,64,256]
 
-Prints samples/s of the trainer's epoch loop (`trainyard.trainer.train.train_epoch`,
+Prints samples/s of the trainer's epoch loop (`digits.train.train_epoch`,
 the loop `train` runs) and of a minimal hand-written loop, alternating epoch by
 epoch, and their ratio (target: >= 0.95). It then runs the whole
 `train` stage once (per-epoch validation and MLflow logging included, local
@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-from trainyard.trainer import data, features, preprocess
-from trainyard.trainer.config import TrainConfig
-from trainyard.trainer.model import build_mlp
-from trainyard.trainer.train import make_deterministic, resolve_device, train_epoch
+from digits import data, features, preprocess
+from digits.config import TrainConfig
+from digits.model import build_mlp
+from digits.train import make_deterministic, resolve_device, train_epoch
 
 
 def bare_epoch(model, optimizer, x, y, batch_size, generator):  # type: ignore[no-untyped-def]
@@ -99,7 +99,7 @@ def main() -> int:
 
     # The whole stage once, for reference: validation every epoch and MLflow logging.
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{workdir / 'mlflow.db'}"
-    from trainyard.trainer.train import train  # noqa: PLC0415 - after the tracking URI is set
+    from digits.train import train  # noqa: PLC0415 - after the tracking URI is set
 
     config = TrainConfig(epochs=60, batch_size=64, device=args.device, threads=args.threads)
     result = train(manifest_url, config, experiment="benchmark")

@@ -93,9 +93,9 @@ class StageRun:
 def run_trainer(
     args: list[str], xcom_dir: Path, env: dict[str, str] | None = None, timeout: float = 300
 ) -> StageRun:
-    """`python -m trainyard.trainer <args>` in a subprocess with its own XCOM_DIR."""
+    """`python -m digits <args>` in a subprocess with its own XCOM_DIR."""
     proc = subprocess.run(
-        [sys.executable, "-m", "trainyard.trainer", *args],
+        [sys.executable, "-m", "digits", *args],
         env={**os.environ, "XCOM_DIR": str(xcom_dir), **(env or {})},
         capture_output=True,
         text=True,

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 # A stage's one line on stderr: "<program> <stage>: error: <what>" (`trainyard.stages deploy`,
-# `trainyard.trainer validate`). The laptop's pod operator and the failure alerts find it in a
+# `digits validate`). The laptop's pod operator and the failure alerts find it in a
 # stage's output by these.
 ERROR_MARK = ": error: "
 ERROR_LINE = re.compile(r"^[\w.-]+ [\w-]+: error: ")

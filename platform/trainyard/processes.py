@@ -1,7 +1,7 @@
 """Start, probe and stop long-running processes: the laptop runtime's services and the
 laptop's model server (which the deploy stage restarts).
 
-Not laptop-only, so neither `trainyard.standalone` nor `trainyard.trainer` owns it; but it needs
+Not laptop-only, so neither `trainyard.standalone` nor a trainer owns it; but it needs
 psutil, which only the `standalone` extra installs: code that runs in trainer pods imports it
 only on the laptop's code paths.
 

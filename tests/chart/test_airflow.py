@@ -340,7 +340,8 @@ from trainyard.pipeline.pod_tasks import PodTasks
 out = []
 for document in json.load(sys.stdin):
     config = platform.parse(document)
-    operator = KubernetesPodOperator(**PodTasks(config).kwargs("train", gpu=True),
+    trainer = PodTasks(config).kwargs("train", gpu=True, cmds=["python", "-m", "digits"])
+    operator = KubernetesPodOperator(**trainer,
                                      arguments=["train"])
     pod = operator.build_pod_request_obj(dry_run=True)
     out.append({

@@ -197,7 +197,7 @@ def test_notes_say_where_a_days_data_goes_and_how_long_a_run_waits() -> None:
     notes = render_notes()
     days.add(dt.datetime.now(dt.UTC).date().isoformat())  # rendered across midnight
     assert any(f"s3://datasets/digits/daily/{d}/features.parquet" in notes for d in days), notes
-    assert "python -m trainyard.trainer publish --root s3://datasets/digits --date" in notes
+    assert "python -m digits publish --root s3://datasets/digits --date" in notes
     assert "waits for its day's file up to\n                   720 min" in notes
     manual = render_notes({"pipeline": {"schedule": ""}})
     assert "Schedule:        none" in manual

@@ -32,6 +32,8 @@ from mlflow import MlflowClient
 from rich.console import Console
 from sklearn.datasets import load_digits
 
+from digits.data import build_day
+from digits.schema import daily_data_url
 from trainyard import storage
 from trainyard.pipeline import alerts
 from trainyard.standalone import runtime
@@ -42,8 +44,6 @@ from trainyard.standalone.airflow_api import (
     state_name,
 )
 from trainyard.standalone.demo import DAG_ID, follow, trigger
-from trainyard.trainer.data import build_day
-from trainyard.trainer.schema import daily_data_url
 
 # The DAG's default grid: four trials, whose argument lists exceed the XCom threshold
 # and go to the object store.

@@ -27,7 +27,6 @@ from kubernetes import config as kube_config
 from packaging.version import Version
 
 from trainyard.pipeline import alerts
-from trainyard.pipeline.pod_tasks import TRAINER_COMMAND
 
 from .. import budget
 from . import images, previous_chart
@@ -170,7 +169,7 @@ class TestCluster:
         # A stage's one error line reaches the pod operator's exception through the kubelet's
         # termination message, and the failure alert picks exactly that line.
         assert alerts.one_line(stage_error) == (
-            f"trainyard.trainer validate: error: {MISSING_DATA}: not found"
+            f"digits validate: error: {MISSING_DATA}: not found"
         ), stage_error
 
 
@@ -286,7 +285,7 @@ def _smoke_objects(image: str) -> list[dict[str, Any]]:
                         "name": "base",
                         "image": image,
                         "imagePullPolicy": "Never",
-                        "command": [*TRAINER_COMMAND, "validate", "--data", MISSING_DATA],
+                        "command": ["python", "-m", "digits", "validate", "--data", MISSING_DATA],
                         "terminationMessagePolicy": "FallbackToLogsOnError",
                     }
                 ],

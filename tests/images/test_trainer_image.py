@@ -45,7 +45,7 @@ def test_image_is_labelled_non_root_and_small(trainer_image: BuiltImage) -> None
         docker("image", "inspect", "--format", "{{json .Config}}", trainer_image.ref).stdout
     )
     assert config["User"] == "10001:10001"  # numeric: runAsNonRoot can verify it
-    assert config["Entrypoint"] == ["python", "-m", "trainyard.trainer"]
+    assert config["Entrypoint"] == ["python", "-m", "digits"]
     labels = config["Labels"]
     version = trainer_image.ref.rsplit(":", 1)[1]
     assert labels["org.opencontainers.image.version"] == version

@@ -32,6 +32,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from rich.console import Console
 
+from digits.data import build_day
 from tests.integration.test_notifications import Inbox
 from trainyard import storage
 from trainyard.errors import UserError
@@ -39,7 +40,6 @@ from trainyard.processes import free_port
 from trainyard.standalone import runtime
 from trainyard.standalone.airflow_api import AirflowApi, state_name
 from trainyard.standalone.demo import DAG_ID, follow, trigger
-from trainyard.trainer.data import build_day
 
 from .conftest import airflow_api
 
@@ -162,9 +162,9 @@ def test_a_failed_run_alerts_with_the_task_its_error_and_its_log(stack, api, cha
     assert mail["To"] == "oncall@example.com"
     text = mail_text(mail)
     # The one-line error the trainer printed, not a traceback or "exited with 1".
-    [error] = [line for line in text.splitlines() if "trainyard.trainer validate: error:" in line]
+    [error] = [line for line in text.splitlines() if "digits validate: error:" in line]
     assert "missing values (NaN)" in error
-    assert "task data_preparation.validate (try 2): trainyard.trainer validate: error:" in error
+    assert "task data_preparation.validate (try 2): digits validate: error:" in error
     log_url = f"{stack.airflow.url}/dags/{DAG_ID}/runs/{run_id}/tasks/data_preparation.validate"
     assert f"log: {log_url}?try_number=2" in text
 

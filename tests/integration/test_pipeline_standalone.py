@@ -21,6 +21,7 @@ import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
+from digits.data import build_day
 from tests.e2e.scenario import task_states as states
 from trainyard import storage
 from trainyard.standalone import runtime
@@ -32,7 +33,6 @@ from trainyard.standalone.airflow_api import (
 )
 from trainyard.standalone.airflow_stack import XCOM_THRESHOLD_BYTES
 from trainyard.standalone.demo import DAG_ID, follow, run_demo, trigger
-from trainyard.trainer.data import build_day
 
 from .conftest import airflow_api
 

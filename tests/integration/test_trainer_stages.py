@@ -21,10 +21,10 @@ import requests
 from mlflow import MlflowClient
 from mlflow.models import Model
 
+from digits.features import load_manifest, load_raw_holdout
 from tests.conftest import StageRun
 from trainyard.processes import free_port
 from trainyard.stages.serving_local import LocalModelServer
-from trainyard.trainer.features import load_manifest, load_raw_holdout
 
 pytestmark = pytest.mark.integration
 

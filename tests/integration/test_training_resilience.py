@@ -95,7 +95,7 @@ def test_a_failing_replica_is_one_line(stage, manifest_url):
         "--processes", "2", *ON_CPU,
     )  # fmt: skip
     assert run.returncode == 1
-    [line] = [x for x in run.stderr.splitlines() if x.startswith("trainyard.trainer train: error")]
+    [line] = [x for x in run.stderr.splitlines() if x.startswith("digits train: error")]
     assert "training diverged at epoch 1" in line
 
 
@@ -111,7 +111,7 @@ def test_a_killed_trainer_resumes_from_its_checkpoint(
     name = f"retried-{processes}"
     retried = (*common, "--run-name", name, "--checkpoint", checkpoint)
     process = subprocess.Popen(
-        [sys.executable, "-m", "trainyard.trainer", "--xcom-dir", str(tmp_path), *retried],
+        [sys.executable, "-m", "digits", "--xcom-dir", str(tmp_path), *retried],
         env={**os.environ, **services.env},
         stderr=subprocess.PIPE,
         text=True,

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from digits.cli import main
+from digits.data import build_day
 from trainyard import storage
-from trainyard.trainer.cli import main
-from trainyard.trainer.data import build_day
 
 pytestmark = pytest.mark.unit
 

@@ -1,8 +1,8 @@
 """The DAG imports only the trainyard modules the Airflow image copies.
 
 The image carries a hand-picked part of the package (no torch, no trainer code): when the DAG's
-import chain grew by trainyard.trainer.config, every parse in the image would have failed with
-"No module named 'trainyard.trainer.config'", and only an image build showed it.
+import chain grew by digits.config, every parse in the image would have failed with
+"No module named 'digits.config'", and only an image build showed it.
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ def test_schedule_defaults_and_params(dag):
 
 
 def test_param_defaults_are_the_trainers(dag):
+    from digits import config  # noqa: PLC0415
     from trainyard.pipeline import grid  # noqa: PLC0415
-    from trainyard.trainer import config  # noqa: PLC0415
 
     params = dag.params.dump()
     assert params["epochs"] == config.TrainConfig().epochs
@@ -137,7 +137,7 @@ def test_standalone_runs_the_trainer_as_a_local_process(dag):
 
     validate = dag.get_task("data_preparation.validate")
     assert isinstance(validate, LocalPodOperator)
-    assert validate.cmds == ["python", "-m", "trainyard.trainer"]
+    assert validate.cmds == ["python", "-m", "digits"]
     assert validate.arguments[0] == "validate"
 
 
@@ -197,12 +197,13 @@ def test_kubernetes_runtime_builds_gpu_pods_from_the_platform_config(tmp_path, m
     assert deferred.get_task("evaluate").deferrable is False
 
     pods = PodTasks(parse(config))
-    trainer = KubernetesPodOperator(**pods.kwargs("train", gpu=True), arguments=["train"])
+    kwargs = pods.kwargs("train", gpu=True, cmds=["python", "-m", "digits"])
+    trainer = KubernetesPodOperator(**kwargs, arguments=["train"])
     pod = trainer.build_pod_request_obj(dry_run=True)
     spec, container = pod.spec, pod.spec.containers[0]
     assert pod.metadata.namespace == "ml-training"
     assert container.image == "registry.example/trainyard/trainer:1.2.3"
-    assert container.command == ["python", "-m", "trainyard.trainer"]
+    assert container.command == ["python", "-m", "digits"]
     assert container.args == ["train"]
     assert container.resources.limits == {"memory": "4Gi", "nvidia.com/gpu": "2"}
     assert container.resources.requests == {"cpu": "1", "memory": "2Gi"}
@@ -222,7 +223,8 @@ def test_kubernetes_runtime_builds_gpu_pods_from_the_platform_config(tmp_path, m
 
     # CPU fallback: the same task without GPU limits, tolerations or selectors.
     cpu = PodTasks(parse({**config, "gpu": {**config["gpu"], "enabled": False}}))
-    pod = KubernetesPodOperator(**cpu.kwargs("train", gpu=True), arguments=["train"])
+    kwargs = cpu.kwargs("train", gpu=True, cmds=["python", "-m", "digits"])
+    pod = KubernetesPodOperator(**kwargs, arguments=["train"])
     pod = pod.build_pod_request_obj(dry_run=True)
     assert "nvidia.com/gpu" not in (pod.spec.containers[0].resources.limits or {})
     assert not pod.spec.tolerations and not pod.spec.node_selector

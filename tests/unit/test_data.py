@@ -5,10 +5,10 @@ import datetime as dt
 import pandas as pd
 import pytest
 
+from digits.data import build_day
+from digits.schema import LABEL_COLUMN, RAW_COLUMNS
+from digits.validate import check_frame
 from trainyard import storage
-from trainyard.trainer.data import build_day
-from trainyard.trainer.schema import LABEL_COLUMN, RAW_COLUMNS
-from trainyard.trainer.validate import check_frame
 
 pytestmark = pytest.mark.unit
 

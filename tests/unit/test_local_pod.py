@@ -35,14 +35,14 @@ def test_a_failing_process_fails_the_task():
 def test_the_stages_one_line_error_is_the_tasks_error(tmp_path):
     op = LocalPodOperator(
         task_id="validate",
-        cmds=["python", "-m", "trainyard.trainer"],
+        cmds=["python", "-m", "digits"],
         arguments=["validate", "--data", f"file://{tmp_path}/missing.parquet"],
     )
     with pytest.raises(AirflowException) as failed:
         op.execute({})
     assert str(failed.value) == (
-        f"trainyard.trainer validate: error: file://{tmp_path}/missing.parquet: not found "
-        "(trainyard.trainer ['validate'] exited with 1)"
+        f"digits validate: error: file://{tmp_path}/missing.parquet: not found "
+        "(digits ['validate'] exited with 1)"
     )
 
 
@@ -55,7 +55,7 @@ def test_success_without_a_result_is_an_error():
 def test_real_trainer_stage(tmp_path):
     op = LocalPodOperator(
         task_id="publish",
-        cmds=["python", "-m", "trainyard.trainer"],
+        cmds=["python", "-m", "digits"],
         arguments=["publish", "--root", f"file://{tmp_path}", "--date", "2026-11-20"],
     )
     result = op.execute({})

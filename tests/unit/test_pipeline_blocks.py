@@ -173,7 +173,7 @@ def test_standalone_pod_tasks_ignore_the_pod_settings():
             "trainer": {"image_pull_secrets": ["regcred"], "startup_timeout_seconds": 5},
         }
     )
-    kwargs = PodTasks(config).kwargs("train", gpu=True)
+    kwargs = PodTasks(config).kwargs("train", gpu=True, cmds=["python", "-m", "digits"])
     assert not {"image_pull_secrets", "startup_timeout_seconds", "schedule_timeout_seconds"} & set(
         kwargs
     )

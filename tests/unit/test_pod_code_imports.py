@@ -17,11 +17,14 @@ from pathlib import Path
 
 import pytest
 
+import digits
 import trainyard
 
 pytestmark = pytest.mark.unit
 
 PACKAGE = Path(trainyard.__file__).parent
+# The shipped pipeline's trainer (examples/digits): its own distribution, one unit here.
+DIGITS = Path(digits.__file__).parent
 # The laptop's model-server rollout: deploy imports it only when the laptop runtime names a
 # local serving folder, and it needs psutil (through trainyard.processes).
 LAPTOP_ONLY = {"serving_local"}
@@ -39,8 +42,8 @@ class Refuse(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, Refuse())
 import pkgutil
-import trainyard.stages, trainyard.trainer
-for package in (trainyard.trainer, trainyard.stages):
+import trainyard.stages, digits
+for package in (digits, trainyard.stages):
     names = [m.name for m in pkgutil.iter_modules(package.__path__) if m.name != "__main__"]
     for name in names:
         if name not in {LAPTOP_ONLY!r}:
@@ -64,7 +67,8 @@ def test_trainer_stages_import_without_the_laptop_runtime() -> None:
 
 
 def imported_packages(source: str) -> set[str]:
-    """The `trainyard.<x>` each import in `source` names, module-level or inside a function."""
+    """The `trainyard.<x>` (or `digits`) each import in `source` names, module-level or inside a
+    function."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -73,11 +77,13 @@ def imported_packages(source: str) -> set[str]:
             # `from trainyard import storage` names trainyard.storage
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return {".".join(n.split(".")[:2]) for n in names if n.startswith("trainyard.")}
+    units = {".".join(n.split(".")[:2]) for n in names if n.startswith("trainyard.")}
+    return units | {"digits" for n in names if n.split(".")[0] == "digits"}
 
 
 def package_imports() -> dict[str, set[str]]:
-    """Which of trainyard's packages and top-level modules each one imports (never itself)."""
+    """Which of trainyard's packages and top-level modules (and the digits trainer) each one
+    imports (never itself)."""
     graph: dict[str, set[str]] = defaultdict(set)
     for path in PACKAGE.rglob("*.py"):
         parts = path.relative_to(PACKAGE).with_suffix("").parts
@@ -85,6 +91,8 @@ def package_imports() -> dict[str, set[str]]:
             continue
         unit = f"trainyard.{parts[0]}"
         graph[unit] |= imported_packages(path.read_text()) - {unit}
+    for path in DIGITS.rglob("*.py"):
+        graph["digits"] |= imported_packages(path.read_text()) - {"digits"}
     return graph
 
 
@@ -92,16 +100,16 @@ def test_imported_packages_sees_lazy_and_from_imports() -> None:
     source = (
         "from trainyard import storage\n"
         "def f():\n    from trainyard.standalone.processes import stop_group\n"
-        "import numpy\n"
+        "import numpy\nfrom digits.config import TrainConfig\n"
     )
-    assert imported_packages(source) == {"trainyard.storage", "trainyard.standalone"}
+    assert imported_packages(source) == {"trainyard.storage", "trainyard.standalone", "digits"}
 
 
 def test_no_import_cycle_between_trainyards_packages() -> None:
     graph = package_imports()
     assert "trainyard.standalone" in graph["trainyard.cli"]  # the walk sees real imports
     assert "trainyard.stages" in graph["trainyard.standalone"]  # the laptop model server
-    for pod_code in ("trainyard.trainer", "trainyard.stages"):
+    for pod_code in ("digits", "trainyard.stages"):
         assert "trainyard.standalone" not in graph[pod_code], (
             "pod code must not know the laptop runtime"
         )
@@ -117,5 +125,5 @@ def test_the_platform_imports_no_trainer() -> None:
     digits trainer: a team's pipeline runs without its code, and the Airflow image (which copies
     only what the DAG imports) carries none of it."""
     graph = package_imports()
-    assert "trainyard.sdk" in graph["trainyard.trainer"]  # the walk sees the trainer's imports
-    assert sorted(unit for unit, imported in graph.items() if "trainyard.trainer" in imported) == []
+    assert "trainyard.sdk" in graph["digits"]  # the walk sees the trainer's imports
+    assert sorted(unit for unit, imported in graph.items() if "digits" in imported) == []

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
+from digits.features import load_manifest, load_raw_holdout, load_split
+from digits.model import FEATURE_COLUMNS, DigitsClassifier, build_mlp
+from digits.schema import LABEL_COLUMN, PIXEL_COLUMNS
 from trainyard import storage
-from trainyard.trainer.features import load_manifest, load_raw_holdout, load_split
-from trainyard.trainer.model import FEATURE_COLUMNS, DigitsClassifier, build_mlp
-from trainyard.trainer.schema import LABEL_COLUMN, PIXEL_COLUMNS
 
 pytestmark = pytest.mark.unit
 

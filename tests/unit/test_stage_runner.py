@@ -40,7 +40,7 @@ def test_run_stage_fails_with_the_stages_one_line_error(tmp_path):
     with pytest.raises(UserError) as failed:
         run_stage(["validate", "--data", missing], {})
     assert str(failed.value) == (
-        f"stage validate failed: trainyard.trainer validate: error: {missing}: not found"
+        f"stage validate failed: digits validate: error: {missing}: not found"
     )
 
 

@@ -29,7 +29,7 @@ def stage(tmp_path: Path, *arguments: str, **env: str) -> list[str]:
         AWS_EC2_METADATA_DISABLED="true",
         **env,
     )
-    command = [sys.executable, "-m", "trainyard.trainer", "--xcom-dir", str(tmp_path)]
+    command = [sys.executable, "-m", "digits", "--xcom-dir", str(tmp_path)]
     proc = subprocess.run(
         [*command, *(arguments or ("validate", "--data", URL))],
         env=clean,
@@ -52,7 +52,7 @@ def closed_port() -> int:
 def test_no_credentials_is_one_line(tmp_path: Path) -> None:
     lines = stage(tmp_path, AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{closed_port()}")
     assert lines == [
-        f"trainyard.trainer validate: error: {URL}: no S3 credentials: set AWS_ACCESS_KEY_ID "
+        f"digits validate: error: {URL}: no S3 credentials: set AWS_ACCESS_KEY_ID "
         "and AWS_SECRET_ACCESS_KEY (or an AWS profile or role)"
     ]
 
@@ -62,9 +62,7 @@ def test_unreachable_endpoint_is_one_line(tmp_path: Path) -> None:
     lines = stage(
         tmp_path, AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID="ak", AWS_SECRET_ACCESS_KEY="sk"
     )
-    assert lines == [
-        f"trainyard.trainer validate: error: {URL}: cannot reach the S3 endpoint {endpoint}"
-    ]
+    assert lines == [f"digits validate: error: {URL}: cannot reach the S3 endpoint {endpoint}"]
 
 
 def test_no_endpoint_is_one_line(tmp_path: Path) -> None:
@@ -77,7 +75,7 @@ def test_no_endpoint_is_one_line(tmp_path: Path) -> None:
     )
     assert len(lines) == 1, lines
     assert lines[0].startswith(
-        f"trainyard.trainer validate: error: {URL}: no S3 endpoint: AWS_ENDPOINT_URL_S3 is not set"
+        f"digits validate: error: {URL}: no S3 endpoint: AWS_ENDPOINT_URL_S3 is not set"
     ), lines
 
 
@@ -89,7 +87,7 @@ def test_a_write_without_credentials_is_one_line(tmp_path: Path) -> None:
         AWS_ENDPOINT_URL_S3=f"http://127.0.0.1:{closed_port()}",
     )  # fmt: skip
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"trainyard.trainer publish: error: {root}/"), lines
+    assert lines[0].startswith(f"digits publish: error: {root}/"), lines
     assert lines[0].endswith(
         ": no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or an AWS profile "
         "or role)"

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from digits import config
+from digits.cli import build_parser
 from trainyard import spec
 from trainyard.pipeline import factory, grid
-from trainyard.trainer import config
-from trainyard.trainer.cli import build_parser
 
 pytestmark = pytest.mark.unit
 

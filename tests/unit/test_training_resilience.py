@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from digits import checkpoint
+from digits.config import TrainConfig
+from digits.distributed import check_processes
 from trainyard.errors import UserError
 from trainyard.pipeline.platform import PlatformConfigError, parse
-from trainyard.trainer import checkpoint
-from trainyard.trainer.config import TrainConfig
-from trainyard.trainer.distributed import check_processes
 
 from .test_trainer_interface import digits_train_commands
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from trainyard.trainer.schema import LABEL_COLUMN, PIXEL_COLUMNS
+from digits.schema import LABEL_COLUMN, PIXEL_COLUMNS
 
 pytestmark = pytest.mark.unit
 
@@ -62,7 +62,7 @@ def test_bad_data_is_rejected_with_a_clear_error(cli, write_raw, raw_day, case):
     corrupt, message = BAD_DATA[case]
     run = cli("validate", "--data", write_raw(corrupt(raw_day)))
     assert run.code == 1
-    assert "trainyard.trainer validate: error:" in run.stderr
+    assert "digits validate: error:" in run.stderr
     assert message in run.stderr
     assert not run.xcom_file.exists(), "a failed stage must not leave a result behind"
 

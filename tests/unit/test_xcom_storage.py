@@ -4,9 +4,9 @@ import json
 
 import pytest
 
+from digits.xcom import MAX_RESULT_BYTES, write_result, xcom_dir
 from trainyard import storage
 from trainyard.errors import UserError
-from trainyard.trainer.xcom import MAX_RESULT_BYTES, write_result, xcom_dir
 
 pytestmark = pytest.mark.unit
 

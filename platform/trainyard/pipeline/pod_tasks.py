@@ -1,7 +1,8 @@
 """Pod tasks: one definition, two runtimes.
 
-A stage is defined once: `python -m trainyard.trainer <stage> <arguments>`, with
-the platform's environment and the `return.json` → XCom contract. The platform
+A stage is defined once: its command (a pipeline spec's, e.g. `python -m digits`, or the
+platform's `python -m trainyard.stages`) and arguments, with the platform's environment and
+the `return.json` → XCom contract. The platform
 config's `runtime` picks how it runs: a KubernetesPodOperator (trainer image,
 GPU resources, tolerations, node selector from the config) or a local process
 (standalone). The DAG does not change.
@@ -12,8 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from trainyard.pipeline.platform import PlatformConfig, StagePod
-
-TRAINER_COMMAND = ["python", "-m", "trainyard.trainer"]
 
 
 class PodTasks:
@@ -49,15 +48,15 @@ class PodTasks:
         gpu: bool = False,
         long_running: bool = False,
         *,
-        cmds: list[str] | None = None,
+        cmds: list[str],
         env: dict[str, str] | None = None,
         pod: StagePod | None = None,
     ) -> dict[str, Any]:
-        """A stage's operator arguments: `cmds` (default the platform's trainer) with the
-        platform's trainer environment and `env` on top; `pod`: the stage's own pod settings."""
+        """A stage's operator arguments: `cmds` with the platform's trainer environment and
+        `env` on top; `pod`: the stage's own pod settings."""
         common: dict[str, Any] = {
             "task_id": task_id,
-            "cmds": list(cmds or TRAINER_COMMAND),
+            "cmds": list(cmds),
             "env_vars": {**self.config.trainer.env, **(env or {})},
             "do_xcom_push": True,
         }
@@ -80,7 +79,7 @@ class PodTasks:
         options: dict[str, Any],
         task_id: str | None = None,
         *,
-        cmds: list[str] | None = None,
+        cmds: list[str],
         env: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> Any:
@@ -95,7 +94,7 @@ class PodTasks:
         task_id: str,
         gpu: bool = False,
         *,
-        cmds: list[str] | None = None,
+        cmds: list[str],
         env: dict[str, str] | None = None,
         pod: StagePod | None = None,
         **kwargs: Any,

@@ -11,8 +11,9 @@ from trainyard.stage_runner import StageExitError, StageProcess
 
 
 def run_stage(args: Sequence[str], env: Mapping[str, str]) -> dict[str, Any]:
-    """`python -m trainyard.trainer <args>` with `env`; its return.json, or UserError."""
-    command = [sys.executable, "-m", "trainyard.trainer", "--log-level", "WARNING", *args]
+    """`python -m digits <args>` (the shipped pipeline's trainer: the demo publishes its data)
+    with `env`; its return.json, or UserError."""
+    command = [sys.executable, "-m", "digits", "--log-level", "WARNING", *args]
     try:
         result = StageProcess(command, env).run()
     except StageExitError as failed:

@@ -24,14 +24,14 @@ from mlflow.types import Schema, TensorSpec
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from digits import checkpoint
+from digits.config import TrainConfig
+from digits.distributed import SINGLE, Replica, check_processes, launch
+from digits.features import load_manifest, load_raw_holdout, load_split
+from digits.model import DigitsClassifier, build_mlp
+from digits.plots import training_curve
 from trainyard import sdk
 from trainyard.errors import UserError
-from trainyard.trainer import checkpoint
-from trainyard.trainer.config import TrainConfig
-from trainyard.trainer.distributed import SINGLE, Replica, check_processes, launch
-from trainyard.trainer.features import load_manifest, load_raw_holdout, load_split
-from trainyard.trainer.model import DigitsClassifier, build_mlp
-from trainyard.trainer.plots import training_curve
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from trainyard.trainer.config import DEFAULT_HIDDEN
-from trainyard.trainer.schema import IMAGE_SIDE, N_CLASSES, PIXEL_COLUMNS
+from digits.config import DEFAULT_HIDDEN
+from digits.schema import IMAGE_SIDE, N_CLASSES, PIXEL_COLUMNS
 
 DERIVED_COLUMNS: list[str] = [
     *(f"row_mean_{i}" for i in range(IMAGE_SIDE)),

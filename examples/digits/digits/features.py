@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from digits.model import FEATURE_COLUMNS, derive_features
+from digits.preprocess import HOLDOUT_RAW, SCALER, SPLITS
+from digits.schema import LABEL_COLUMN, N_CLASSES, PIXEL_COLUMNS
 from trainyard import storage
 from trainyard.errors import UserError
-from trainyard.trainer.model import FEATURE_COLUMNS, derive_features
-from trainyard.trainer.preprocess import HOLDOUT_RAW, SCALER, SPLITS
-from trainyard.trainer.schema import LABEL_COLUMN, N_CLASSES, PIXEL_COLUMNS
 
 log = logging.getLogger(__name__)
 

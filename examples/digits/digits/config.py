@@ -1,7 +1,7 @@
 """Options of the train and evaluate stages: light to import, so the CLI parses fast.
 
 `TrainConfig` is the one declaration of the train stage's hyperparameters: each field is a
-`--flag` of `python -m trainyard.trainer train` (the CLI builds them from the fields), and
+`--flag` of `python -m digits train` (the CLI builds them from the fields), and
 the searchable fields are the keys of the pipeline's hyperparameter grid. The DAG, which
 imports this module to read the defaults, is parsed often: no torch or MLflow here.
 """

@@ -18,10 +18,10 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from digits.schema import LABEL_COLUMN, PIXEL_COLUMNS
+from digits.validate import check_frame
 from trainyard import storage
 from trainyard.errors import UserError
-from trainyard.trainer.schema import LABEL_COLUMN, PIXEL_COLUMNS
-from trainyard.trainer.validate import check_frame
 
 log = logging.getLogger(__name__)
 

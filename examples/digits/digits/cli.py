@@ -1,4 +1,4 @@
-"""`python -m trainyard.trainer <stage> [options]`: the command every pipeline pod runs.
+"""`python -m digits <stage> [options]`: the command every pipeline pod runs.
 
 On success the stage's result goes to `$XCOM_DIR/return.json` (and stdout);
 on bad input it prints one line naming the problem to stderr, exits 1 and
@@ -12,11 +12,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from digits import config
+from digits.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
 from trainyard import sdk
 from trainyard.errors import UserError
 from trainyard.stages import cli as platform_stages
-from trainyard.trainer import config
-from trainyard.trainer.validate import DEFAULT_MIN_CLASS_FRACTION, DEFAULT_MIN_ROWS
 
 # Stage modules are imported inside their handler: torch, MLflow and
 # scikit-learn take seconds to import and most stages need only some of them.
@@ -41,31 +41,31 @@ _ARGUMENT_TYPES: dict[Any, Callable[[str], Any]] = {
 
 
 def _publish(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.data import publish
+    from digits.data import publish
 
     return publish(a.root, a.date, a.sample_fraction, not a.no_shift)
 
 
 def _validate(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.validate import validate
+    from digits.validate import validate
 
     return validate(a.data, a.min_rows, a.min_class_fraction)
 
 
 def _preprocess(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.preprocess import preprocess
+    from digits.preprocess import preprocess
 
     return preprocess(a.data, a.output, a.seed, a.validation_fraction, a.test_fraction)
 
 
 def _features(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.features import build_features
+    from digits.features import build_features
 
     return build_features(a.prepared, a.output)
 
 
 def _train(a: argparse.Namespace) -> dict[str, Any]:
-    from trainyard.trainer.train import train
+    from digits.train import train
 
     settings = config.TrainConfig.from_options(vars(a))
     settings.check()  # before the slow imports and any MLflow run exist
@@ -131,7 +131,7 @@ MOVED = ("deploy", "rollback")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser, sub = platform_stages.stage_parser("python -m trainyard.trainer", __doc__)
+    parser, sub = platform_stages.stage_parser("python -m digits", __doc__)
 
     p = sub.add_parser("publish", help="publish a day's raw dataset to the object store")
     p.add_argument("--root", required=True, help="dataset root URL, e.g. s3://datasets/digits")

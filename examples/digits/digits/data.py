@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from sklearn.datasets import load_digits
 
+from digits.schema import LABEL_COLUMN, PIXEL_COLUMNS, PIXEL_RANGE, daily_data_url
 from trainyard import storage
 from trainyard.errors import UserError
-from trainyard.trainer.schema import LABEL_COLUMN, PIXEL_COLUMNS, PIXEL_RANGE, daily_data_url
 
 log = logging.getLogger(__name__)
 

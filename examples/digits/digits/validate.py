@@ -7,15 +7,15 @@ from typing import Any
 
 import pandas as pd
 
-from trainyard import storage
-from trainyard.errors import UserError
-from trainyard.trainer.schema import (
+from digits.schema import (
     LABEL_COLUMN,
     N_CLASSES,
     PIXEL_COLUMNS,
     PIXEL_RANGE,
     RAW_COLUMNS,
 )
+from trainyard import storage
+from trainyard.errors import UserError
 
 log = logging.getLogger(__name__)
 

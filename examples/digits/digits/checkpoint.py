@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
+from digits.config import TrainConfig
 from trainyard.errors import UserError
 from trainyard.sdk import ContractError, load_checkpoint, save_checkpoint
-from trainyard.trainer.config import TrainConfig
 
 log = logging.getLogger(__name__)
 

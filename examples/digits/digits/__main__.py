@@ -1,0 +1,3 @@
+from digits.cli import main
+
+raise SystemExit(main())

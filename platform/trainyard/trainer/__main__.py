@@ -1,3 +1,0 @@
-from trainyard.trainer.cli import main
-
-raise SystemExit(main())
