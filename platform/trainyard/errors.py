@@ -9,7 +9,7 @@ from pathlib import Path
 # `digits validate`). The laptop's pod operator and the failure alerts find it in a
 # stage's output by these.
 ERROR_MARK = ": error: "
-ERROR_LINE = re.compile(r"^[\w.-]+ [\w-]+: error: ")
+ERROR_LINE = re.compile(r"^[\w.-]+ [\w-]+" + re.escape(ERROR_MARK))
 
 
 # Where a Kubernetes container's termination message goes (the container's default

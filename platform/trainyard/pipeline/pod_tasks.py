@@ -2,10 +2,9 @@
 
 A stage is defined once: its command (a pipeline spec's, e.g. `python -m digits`, or the
 platform's `python -m trainyard.stages`) and arguments, with the platform's environment and
-the `return.json` → XCom contract. The platform
-config's `runtime` picks how it runs: a KubernetesPodOperator (trainer image,
-GPU resources, tolerations, node selector from the config) or a local process
-(standalone). The DAG does not change.
+the `return.json` → XCom contract. The platform config's `runtime` picks how it runs: a
+KubernetesPodOperator (trainer image, GPU resources, tolerations, node selector from the
+config) or a local process (standalone). The DAG does not change.
 """
 
 from __future__ import annotations
